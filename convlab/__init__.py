@@ -1,0 +1,36 @@
+"""ConvLab: reference implementations of 2-D convolution for the course.
+
+Single-channel functions take ``(H, W)`` tensors, multi-channel ones
+``(C, H, W)`` inputs and ``(C_out, C_in, kh, kw)`` kernels. Padding is the
+number of zeros on each side.
+"""
+
+from . import kernels
+from .channels import corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1
+from .correlate import conv2d, corr2d, corr2d_loop
+from .data import photo, stripes
+from .layers import Conv2D
+from .padding import pad2d
+from .pooling import pool2d
+from .shapes import output_shape, receptive_field, resolve_padding
+from .train import fit_kernel, squared_loss
+
+__all__ = [
+    "Conv2D",
+    "conv2d",
+    "corr2d",
+    "corr2d_loop",
+    "corr2d_multi_in",
+    "corr2d_multi_in_out",
+    "corr2d_multi_in_out_1x1",
+    "fit_kernel",
+    "kernels",
+    "output_shape",
+    "pad2d",
+    "photo",
+    "pool2d",
+    "receptive_field",
+    "resolve_padding",
+    "squared_loss",
+    "stripes",
+]

@@ -1,0 +1,38 @@
+"""Images used throughout the course. Nothing is downloaded."""
+
+import numpy as np
+import torch
+from matplotlib import cbook, image
+
+
+def stripes():
+    """The lecture's 6x8 image: white (1) with a black (0) band in columns 2 to 5.
+
+    Examples
+    --------
+    >>> stripes()[0]
+    tensor([1., 1., 0., 0., 0., 0., 1., 1.])
+    """
+    X = torch.ones(6, 8)
+    X[:, 2:6] = 0
+    return X
+
+
+def photo():
+    """A real grayscale photo, ``(H, W)`` float32 in ``[0, 1]``.
+
+    Grace Hopper's portrait from the sample data bundled with matplotlib,
+    converted to luminance with the ITU-R BT.601 weights.
+
+    Examples
+    --------
+    >>> X = photo()
+    >>> X.shape, X.dtype
+    (torch.Size([600, 512]), torch.float32)
+    >>> 0 <= float(X.min()) < float(X.max()) <= 1
+    True
+    """
+    with cbook.get_sample_data("grace_hopper.jpg") as file:
+        rgb = image.imread(file, format="jpg").astype(np.float32) / 255.0
+    gray = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(gray))

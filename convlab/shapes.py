@@ -1,0 +1,140 @@
+r"""Output-shape arithmetic: padding forms, the output-size formula, receptive fields.
+
+Padding ``p`` is the number of zeros added on **each side**, as in PyTorch and in
+Dumoulin & Visin's convolution-arithmetic guide. Along one axis, an input of size
+``i``, a kernel of size ``k``, padding ``p``, stride ``s`` and dilation ``d`` give
+
+.. math:: o = \left\lfloor \frac{i + 2p - d(k - 1) - 1}{s} \right\rfloor + 1
+"""
+
+from ._checks import pair
+
+PADDING_MODES = ("valid", "same", "full")
+
+
+def resolve_padding(padding, kernel_hw, *, stride=1, dilation=1):
+    """Return the zeros added to ``(top, bottom, left, right)`` for a padding option.
+
+    ``padding`` is an int, a pair ``(ph, pw)`` per side, or one of ``'valid'``
+    (none), ``'same'`` (output as large as the input; stride 1 only) and
+    ``'full'`` (every position where the kernel overlaps the input). For an even
+    kernel, ``'same'`` puts the extra row and column at the bottom and right,
+    as PyTorch does.
+
+    Examples
+    --------
+    >>> resolve_padding(1, (3, 3))
+    (1, 1, 1, 1)
+    >>> resolve_padding('same', (2, 4))
+    (0, 1, 1, 2)
+    >>> resolve_padding('full', (3, 3), dilation=2)
+    (4, 4, 4, 4)
+    """
+    kh, kw = pair(kernel_hw, "kernel size")
+    sh, sw = pair(stride, "stride")
+    dh, dw = pair(dilation, "dilation")
+    # The extent of a dilated kernel, minus one: the zeros 'full' adds per side.
+    eh, ew = dh * (kh - 1), dw * (kw - 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "full":
+            return (eh, eh, ew, ew)
+        if padding == "same":
+            if (sh, sw) != (1, 1):
+                raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
+            return (eh // 2, eh - eh // 2, ew // 2, ew - ew // 2)
+        raise ValueError(f"padding must be an int, a pair (ph, pw) or one of {PADDING_MODES}, got {padding!r}")
+    try:
+        ph, pw = pair(padding, "padding", minimum=0)
+    except TypeError:
+        raise TypeError(
+            f"padding must be an int, a pair (ph, pw) or one of {PADDING_MODES}, got {padding!r}"
+        ) from None
+    return (ph, ph, pw, pw)
+
+
+def output_shape(input_hw, kernel_hw, *, padding=0, stride=1, dilation=1):
+    """Return the output size ``(oh, ow)`` of a 2-D cross-correlation.
+
+    Parameters
+    ----------
+    input_hw, kernel_hw : int or pair of int
+        Height and width of the input and of the kernel.
+    padding : int, pair of int, or {'valid', 'same', 'full'}
+        Zeros added on each side (see :func:`resolve_padding`).
+    stride, dilation : int or pair of int
+        Step between windows, and spacing between kernel taps.
+
+    Returns
+    -------
+    tuple of int
+        ``floor((i + 2p - d(k-1) - 1) / s) + 1`` along each axis.
+
+    Examples
+    --------
+    The lecture's case: an 8x8 input, a 3x5 kernel, padding (0, 1), stride (3, 4).
+
+    >>> output_shape((8, 8), (3, 5), padding=(0, 1), stride=(3, 4))
+    (2, 2)
+    >>> output_shape((5, 5), (3, 3), padding='full')
+    (7, 7)
+    """
+    ih, iw = pair(input_hw, "input size")
+    kh, kw = pair(kernel_hw, "kernel size")
+    sh, sw = pair(stride, "stride")
+    dh, dw = pair(dilation, "dilation")
+    top, bottom, left, right = resolve_padding(padding, (kh, kw), stride=stride, dilation=dilation)
+    padded = (ih + top + bottom, iw + left + right)
+    extent = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    if extent[0] > padded[0] or extent[1] > padded[1]:
+        what = "kernel" if (dh, dw) == (1, 1) else f"kernel dilated by {(dh, dw)}"
+        raise ValueError(
+            f"kernel size {(kh, kw)} ({what} spans {extent}) is larger than the padded "
+            f"input {padded}; use a smaller kernel or more padding"
+        )
+    return ((padded[0] - extent[0]) // sh + 1, (padded[1] - extent[1]) // sw + 1)
+
+
+def receptive_field(layers):
+    """Return the ``(height, width)`` of input that one output pixel of a stack sees.
+
+    Parameters
+    ----------
+    layers : sequence of dict
+        One dict per layer, first layer first, with the key ``kernel_size`` and
+        optionally ``stride`` and ``dilation`` (ints or pairs; both default to 1).
+
+    Notes
+    -----
+    Walking up the stack, each layer widens the field by ``d (k - 1)`` times the
+    product of the strides below it::
+
+        r = 1
+        for k, s, d in layers:   r += d * (k - 1) * jump;   jump *= s
+
+    Examples
+    --------
+    >>> receptive_field([dict(kernel_size=3)] * 3)
+    (7, 7)
+    >>> receptive_field([dict(kernel_size=3, stride=2), dict(kernel_size=3)])
+    (7, 7)
+    >>> receptive_field([dict(kernel_size=3, dilation=d) for d in (1, 2, 4)])
+    (15, 15)
+    """
+    if isinstance(layers, dict) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"layers must be a sequence of dicts, got {layers!r}")
+    field, jump = [1, 1], [1, 1]
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, dict) or "kernel_size" not in layer or set(layer) - {"kernel_size", "stride", "dilation"}:
+            raise TypeError(
+                f"layers[{index}] must be a dict with 'kernel_size' and optionally 'stride' "
+                f"and 'dilation', got {layer!r}"
+            )
+        k = pair(layer["kernel_size"], f"layers[{index}]['kernel_size']")
+        s = pair(layer.get("stride", 1), f"layers[{index}]['stride']")
+        d = pair(layer.get("dilation", 1), f"layers[{index}]['dilation']")
+        for axis in range(2):
+            field[axis] += d[axis] * (k[axis] - 1) * jump[axis]
+            jump[axis] *= s[axis]
+    return tuple(field)

@@ -1,0 +1,20 @@
+"""Timing helpers for the benchmarks and the book: medians, compared in one process.
+
+Machines are shared and noisy, so speed is reported as a ratio of medians against
+a reference timed in the same run, never as an absolute time to assert on.
+"""
+
+import time
+
+
+def median_time(fn, *args, repeats=15, warmup=2):
+    """Median wall-clock seconds of ``fn(*args)`` over ``repeats`` calls."""
+    for _ in range(warmup):
+        fn(*args)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
