@@ -77,5 +77,5 @@ def fit_kernel(X, Y, kernel_size, *, lr=0.01, num_epochs=50, weight_decay=0.0, s
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-        bar.set_postfix(loss=f"{losses[-1]:.4g}")
+        bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)  # redraw at tqdm's pace, not every epoch
     return layer, losses
