@@ -1,0 +1,164 @@
+"""convlab.grading: the messages students read, and the checks nbgrader relies on."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import convlab
+from convlab import grading
+
+
+def test_describe_names_shapes_dtypes_and_options():
+    X, K = torch.zeros(8, 8), torch.zeros(3, 5, dtype=torch.float64)
+    assert grading.describe(X=X, K=K, padding=(0, 1), stride=(3, 4)) == (
+        "X 8x8, K 3x5 float64, padding (0, 1), stride (3, 4)"
+    )
+
+
+@pytest.mark.parametrize(
+    "got, message",
+    [
+        (np.zeros((2, 2)), "expected a torch.Tensor, got numpy.ndarray for C"),
+        ([[0.0]], "expected a torch.Tensor, got list for C"),
+        (torch.zeros(3, 3), "expected shape (2, 2), got (3, 3) for C"),
+        (torch.tensor([[1.0, 2.0], [3.0, 5.0]]), "wrong values for C: at (1, 1) expected 4, got 5 (max abs error 1)"),
+        (torch.tensor([[1.0, 2.0], [3.0, float("nan")]]), "wrong values for C: at (1, 1) expected 4, got nan"),
+    ],
+)
+def test_check_result_says_what_is_wrong(got, message):
+    with pytest.raises(AssertionError) as info:
+        grading.check_result(got, torch.tensor([[1.0, 2.0], [3.0, 4.0]]), case="C")
+    assert str(info.value).startswith(message)
+
+
+def test_check_result_accepts_float64_and_tolerates_rounding():
+    expected = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    grading.check_result(expected.double() + 1e-7, expected, case="C")
+    grading.check_result(expected.requires_grad_() * 1, expected, case="C")
+
+
+def test_check_equal_wants_ints():
+    grading.check_equal((2, 3), (2, 3), case="C")
+    grading.check_equal([np.int64(2), 3], (2, 3), case="C")
+    with pytest.raises(AssertionError, match=r"expected \(2, 3\), got \(3, 3\) for C"):
+        grading.check_equal((3, 3), (2, 3), case="C")
+    with pytest.raises(AssertionError, match="expected a tuple of 2 ints, got 5 for C"):
+        grading.check_equal(5, (2, 3), case="C")
+
+
+def loops(X, K):
+    kh, kw = K.shape
+    Y = torch.zeros(X.shape[0] - kh + 1, X.shape[1] - kw + 1, dtype=X.dtype)
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = (X[i : i + kh, j : j + kw] * K).sum()
+    return Y
+
+
+def test_check_against_passes_a_correct_function_on_generated_cases():
+    grading.check_against(loops, convlab.corr2d, grading.random_cases(0, 10))
+
+
+def test_check_against_catches_in_place_modification():
+    def in_place(X, K):
+        Y = loops(X, K)
+        X.zero_()
+        return Y
+
+    with pytest.raises(AssertionError, match="in_place modified its input X in place for X 5x7, K 2x4"):
+        grading.check_against(in_place, convlab.corr2d, grading.random_cases(0, 1))
+
+
+def test_check_against_turns_exceptions_into_messages():
+    def broken(X, K):
+        return X[100]
+
+    with pytest.raises(AssertionError, match="broken raised IndexError: .* for X 5x7, K 2x4"):
+        grading.check_against(broken, convlab.corr2d, grading.random_cases(0, 1))
+
+
+def by_torch(X, K):
+    return F.conv2d(X[None, None], K[None, None])[0, 0]
+
+
+def by_unfold_function(X, K):
+    cols = F.unfold(X[None, None], K.shape)
+    return (K.reshape(1, -1) @ cols[0]).reshape(X.shape[0] - K.shape[0] + 1, -1)
+
+
+def by_tensor_unfold(X, K):
+    return (X.unfold(0, K.shape[0], 1).unfold(1, K.shape[1], 1) * K).sum((-2, -1))
+
+
+def by_module(X, K):
+    layer = torch.nn.Conv2d(1, 1, K.shape, bias=False, dtype=X.dtype)
+    with torch.no_grad():
+        layer.weight.copy_(K[None, None])
+    return layer(X[None, None])[0, 0]
+
+
+def by_convlab(X, K):
+    import convlab as cl
+
+    return cl.corr2d_loop(X, K)
+
+
+@pytest.mark.parametrize(
+    "fn, culprit",
+    [(by_torch, "torch conv2d"), (by_unfold_function, "torch unfold"), (by_tensor_unfold, "torch unfold"),
+     (by_module, "torch conv2d"), (by_convlab, "convlab.corr2d_loop")],
+)
+def test_delegation_is_caught(fn, culprit):
+    with pytest.raises(AssertionError, match=f"{fn.__name__} calls {culprit} for .*earns no points"):
+        grading.check_against(fn, convlab.corr2d, grading.random_cases(0, 1))
+    grading.check_against(fn, convlab.corr2d, grading.random_cases(0, 1), forbidden=())
+
+
+def my_conv2d(X, K):
+    return corr2d(X, K.flip(0, 1))  # noqa: F821 (bound by the test below, as in a notebook)
+
+
+def test_substitute_binds_trusted_references_and_restores_the_namespace():
+    globals()["corr2d"] = lambda X, K: X  # a student's wrong corr2d
+    try:
+        grading.check_against(my_conv2d, convlab.conv2d, grading.random_cases(1, 3),
+                              substitute={"corr2d": convlab.corr2d})
+        with pytest.raises(AssertionError, match="expected shape"):
+            grading.check_against(my_conv2d, convlab.conv2d, grading.random_cases(1, 3))
+    finally:
+        del globals()["corr2d"]
+    assert "corr2d" not in globals()
+
+
+def test_count_torch_calls_separates_vectorized_from_per_pixel():
+    def per_pixel(X):
+        Y = torch.zeros_like(X)
+        for i in range(X.shape[0]):
+            for j in range(X.shape[1]):
+                Y[i, j] = X[i, j]
+        return Y
+
+    small, large = torch.ones(4, 4), torch.ones(16, 16)
+    assert grading.count_torch_calls(lambda X: X.clone() * 2, small)[1] == grading.count_torch_calls(
+        lambda X: X.clone() * 2, large)[1] == 2
+    assert grading.count_torch_calls(per_pixel, large)[1] >= 2 * 16 * 16
+
+
+def test_random_cases_are_seeded_and_cover_the_edge_cases():
+    first, again = grading.random_cases(3, padding=True, stride=True), grading.random_cases(3, padding=True, stride=True)
+    assert [grading.describe(**c) for c in first] == [grading.describe(**c) for c in again]
+    assert all(torch.equal(a["X"], b["X"]) and torch.equal(a["K"], b["K"]) for a, b in zip(first, again))
+    assert [grading.describe(**c) for c in first] != [grading.describe(**c) for c in grading.random_cases(4, padding=True, stride=True)]
+
+    def pairs(v):
+        return (v, v) if isinstance(v, int) else v
+
+    kernels = [tuple(c["K"].shape) for c in first]
+    assert any(c["X"].shape[0] != c["X"].shape[1] for c in first)
+    assert any(kh % 2 == 0 or kw % 2 == 0 for kh, kw in kernels)
+    assert any(c["X"].dtype == torch.float64 for c in first)
+    assert any(max(pairs(c["stride"])) > max(c["K"].shape) for c in first)
+    assert any(max(pairs(c["padding"])) > max(c["K"].shape) for c in first)
+    for c in first:  # every case is valid for the reference
+        convlab.corr2d(c["X"], c["K"], padding=c["padding"], stride=c["stride"])
