@@ -88,10 +88,10 @@ def output_shape(input_hw, kernel_hw, *, padding=0, stride=1, dilation=1):
     padded = (ih + top + bottom, iw + left + right)
     extent = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
     if extent[0] > padded[0] or extent[1] > padded[1]:
-        what = "kernel" if (dh, dw) == (1, 1) else f"kernel dilated by {(dh, dw)}"
+        dilated = "" if (dh, dw) == (1, 1) else f" dilated by {(dh, dw)} spans {extent} and"
         raise ValueError(
-            f"kernel size {(kh, kw)} ({what} spans {extent}) is larger than the padded "
-            f"input {padded}; use a smaller kernel or more padding"
+            f"kernel size {(kh, kw)}{dilated} is larger than the padded input {padded}; "
+            f"use a smaller kernel or more padding"
         )
     return ((padded[0] - extent[0]) // sh + 1, (padded[1] - extent[1]) // sw + 1)
 

@@ -1,0 +1,23 @@
+"""PyTorch's own operations, called the way convlab's options mean, as the reference."""
+
+import torch.nn.functional as F
+
+
+def _torch_padding(padding, khw, dilation):
+    """PyTorch's padding argument for one of convlab's padding forms."""
+    if padding == "full":
+        dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+        return (dh * (khw[0] - 1), dw * (khw[1] - 1))
+    return padding
+
+
+def torch_corr2d(X, K, *, padding=0, stride=1, dilation=1):
+    """``F.conv2d`` on an (H, W) image and an (kh, kw) kernel."""
+    p = _torch_padding(padding, K.shape, dilation)
+    return F.conv2d(X[None, None], K[None, None], padding=p, stride=stride, dilation=dilation)[0, 0]
+
+
+def torch_corr2d_multi(X, K, *, padding=0, stride=1, dilation=1):
+    """``F.conv2d`` on a (C_in, H, W) input and (C_out, C_in, kh, kw) kernels."""
+    p = _torch_padding(padding, K.shape[2:], dilation)
+    return F.conv2d(X[None], K, padding=p, stride=stride, dilation=dilation)[0]
