@@ -1,0 +1,230 @@
+"""The book builds cleanly: no Sphinx warning, a page per chapter, no unexpected
+error output, and every figure a chapter draws is in the build.
+
+The tests marked ``book`` share one build (the ``built_book`` fixture in
+``conftest.py``). The checks on HTML are plain functions, tested first on small
+hand-written pages so that we know each one fails when it should.
+"""
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+from bs4 import BeautifulSoup
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Sphinx reports problems as "path:line: WARNING: message" (or ERROR, CRITICAL,
+# SEVERE). The kernels' own log lines, "[IPKernelApp] WARNING | ...", are not
+# Sphinx warnings and do not match.
+SPHINX_PROBLEM = re.compile(r"^.*\b(WARNING|ERROR|CRITICAL|SEVERE): .*$", re.MULTILINE)
+# A Python warning or exception that reached a cell's error stream (stderr is
+# shown in the book, e.g. for tqdm progress bars, so its text is checked).
+STDERR_PROBLEM = re.compile(r"Traceback \(most recent call last\)|^\s*(\S+\.py:\d+: )?\w*(Error|Warning|Exception)\b",
+                            re.MULTILINE)
+EXPECTED_ERROR_TAG = "tag_raises-exception"
+# Drawing calls that put a figure in a cell's output.
+FIGURE_CALL = re.compile(r"\bplt\.(subplots|figure|imshow|plot|matshow|show)\(")
+# Chapters that explain rather than compute: no figure required.
+NO_FIGURE_REQUIRED = {"book/intro", "book/instructors"}
+
+
+# ---------------------------------------------------------------------------
+# Checks, as functions of a page or a source text
+
+
+def toc_files(toc_path=REPO / "_toc.yml"):
+    """Every ``file`` of ``_toc.yml`` (root, chapters, parts, sections), in order."""
+    toc = yaml.safe_load(Path(toc_path).read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+            walk(entry.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts") or []:
+        walk(part.get("chapters"))
+    return [re.sub(r"\.(md|ipynb)$", "", f) for f in files]
+
+
+def sphinx_problems(log):
+    """The Sphinx warning and error lines of a build log."""
+    return [m.group(0).strip() for m in SPHINX_PROBLEM.finditer(log)]
+
+
+def unexpected_errors(html):
+    """Error outputs of a page whose cell is not tagged ``raises-exception``.
+
+    myst-nb renders a traceback as ``<div class="output traceback">`` and the
+    error stream as ``<div class="output stderr">`` inside the cell's
+    ``<div class="cell ...">``, which carries one ``tag_<tag>`` class per cell tag.
+    Returns one short description per offending output.
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    problems = []
+    for output in soup.select("div.output.traceback, div.output.error, div.output.stderr"):
+        classes = output.get("class", [])
+        text = output.get_text()
+        if "stderr" in classes and not STDERR_PROBLEM.search(text):
+            continue  # e.g. a progress bar
+        cell = output.find_parent("div", class_="cell")
+        if cell is not None and EXPECTED_ERROR_TAG in cell.get("class", []) and "stderr" not in classes:
+            continue
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        problems.append(f"{' '.join(c for c in classes if c != 'output')}: {lines[-1] if lines else ''}")
+    return problems
+
+
+def output_images(html):
+    """``src`` of every image in a cell's output."""
+    soup = BeautifulSoup(html, "html.parser")
+    return [img.get("src", "") for img in soup.select("div.cell_output img")]
+
+
+def missing_image_files(html, page_path):
+    """``src`` of every ``<img>`` of a page that does not resolve to a file of the build."""
+    soup = BeautifulSoup(html, "html.parser")
+    missing = []
+    for img in soup.find_all("img"):
+        src = img.get("src", "")
+        if src.startswith("data:image/"):
+            continue
+        parts = urlsplit(src)
+        if not src or parts.scheme or parts.netloc:
+            missing.append(src or "<img> without src")  # remote: the book must read offline
+            continue
+        if not Path(os.path.normpath(Path(page_path).parent / unquote(parts.path))).is_file():
+            missing.append(src)
+    return missing
+
+
+def figures_drawn(source):
+    """Number of code cells of a MyST notebook that call a matplotlib drawing function."""
+    cells = re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", source, re.MULTILINE | re.DOTALL)
+    return sum(1 for cell in cells if FIGURE_CALL.search(cell))
+
+
+# ---------------------------------------------------------------------------
+# The checks catch what they are meant to catch
+
+
+def test_sphinx_problems_finds_warnings_but_not_kernel_log_lines():
+    log = ("[IPKernelApp] WARNING | Kernel is running over TCP without encryption.\n"
+           "/repo/book/a.md:12: WARNING: undefined label: 'nope'\n"
+           "WARNING: html_static_path entry '_static' does not exist\n"
+           "build succeeded.\n")
+    assert sphinx_problems(log) == ["/repo/book/a.md:12: WARNING: undefined label: 'nope'",
+                                    "WARNING: html_static_path entry '_static' does not exist"]
+    assert sphinx_problems("build succeeded.\n[IPKernelApp] WARNING | x\n") == []
+
+
+def _cell(tags, output_class, text):
+    tag_classes = "".join(f" tag_{t}" for t in tags)
+    return (f'<div class="cell{tag_classes} docutils container"><div class="cell_input"></div>'
+            f'<div class="cell_output docutils container"><div class="{output_class}">'
+            f"<pre>{text}</pre></div></div></div>")
+
+
+TRACEBACK = "---------\nValueError Traceback (most recent call last)\nValueError: padding must be >= 0"
+
+
+@pytest.mark.parametrize("cell, expected", [
+    (_cell([], "output traceback highlight-ipythontb", TRACEBACK), 1),
+    (_cell(["raises-exception"], "output traceback highlight-ipythontb", TRACEBACK), 0),
+    (_cell(["hide-input"], "output traceback", TRACEBACK), 1),
+    (_cell([], "output stderr", "fit_kernel: 100%|##########| 50/50 [00:00&lt;00:00]"), 0),
+    (_cell([], "output stderr", "/x/y.py:3: UserWarning: careful\n  warnings.warn(...)"), 1),
+    (_cell(["raises-exception"], "output stderr", "DeprecationWarning: old"), 1),
+    (_cell([], "output text_plain", "ValueError is a class"), 0),
+])
+def test_unexpected_errors_flags_untagged_tracebacks_and_python_warnings(cell, expected):
+    assert len(unexpected_errors(f"<html><body>{cell}</body></html>")) == expected
+
+
+def test_missing_image_files_resolves_src_against_the_page(tmp_path):
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_images" / "a.png").write_bytes(b"png")
+    page = tmp_path / "book" / "page.html"
+    html = ('<div class="cell_output"><img src="../_images/a.png"/></div>'
+            '<img src="../_images/gone.png"/><img src="https://example.org/x.png"/>'
+            '<img src="data:image/png;base64,AAAA"/>')
+    assert missing_image_files(html, page) == ["../_images/gone.png", "https://example.org/x.png"]
+    assert output_images(html) == ["../_images/a.png"]
+
+
+def test_figures_drawn_counts_drawing_cells_only():
+    source = ("# T\n```{code-cell} ipython3\nimport matplotlib.pyplot as plt\n```\n"
+              "```{code-cell} ipython3\nfig, ax = plt.subplots()\nax.plot([1, 2])\nplt.show()\n```\n"
+              "```python\nplt.plot([1])\n```\n"          # not executed: not a figure
+              "```{code-cell} ipython3\nplt.imshow(A)\n```\n")
+    assert figures_drawn(source) == 2
+
+
+def test_toc_files_lists_root_chapters_and_sections(tmp_path):
+    toc = tmp_path / "_toc.yml"
+    toc.write_text("format: jb-book\nroot: book/intro\nchapters:\n- file: book/a\n"
+                   "  sections:\n  - file: book/b.md\n- file: book/c\n")
+    assert toc_files(toc) == ["book/intro", "book/a", "book/b", "book/c"]
+
+
+# ---------------------------------------------------------------------------
+# The built book
+
+
+@pytest.fixture(scope="module")
+def chapter_pages(built_book):
+    """``{chapter: path of its HTML page}`` for every file of ``_toc.yml``."""
+    return {chapter: built_book.html / f"{chapter}.html" for chapter in toc_files()}
+
+
+@pytest.mark.book
+def test_book_builds_without_warnings(built_book):
+    problems = sphinx_problems(built_book.log)
+    assert built_book.returncode == 0 and not problems, (
+        f"jupyter-book build exited with {built_book.returncode} and reported "
+        f"{len(problems)} problem(s):\n" + "\n".join(problems) + f"\n--- end of log ---\n{built_book.log[-3000:]}")
+
+
+@pytest.mark.book
+def test_every_chapter_has_a_page(chapter_pages):
+    missing = [chapter for chapter, page in chapter_pages.items() if not page.is_file()]
+    assert not missing, f"chapters of _toc.yml without an HTML page: {missing}"
+
+
+@pytest.mark.book
+def test_no_page_shows_an_unexpected_error(chapter_pages):
+    problems = {chapter: unexpected_errors(page.read_text(encoding="utf-8"))
+                for chapter, page in chapter_pages.items() if page.is_file()}
+    problems = {chapter: found for chapter, found in problems.items() if found}
+    assert not problems, ("error output in cells not tagged raises-exception "
+                          f"(chapter: [kind: last line]): {problems}")
+
+
+@pytest.mark.book
+def test_every_image_of_every_page_is_in_the_build(chapter_pages):
+    missing = {chapter: missing_image_files(page.read_text(encoding="utf-8"), page)
+               for chapter, page in chapter_pages.items() if page.is_file()}
+    missing = {chapter: srcs for chapter, srcs in missing.items() if srcs}
+    assert not missing, f"<img> whose file is not in the build: {missing}"
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("chapter", toc_files())
+def test_chapter_shows_the_figures_its_source_draws(chapter, chapter_pages):
+    source = (REPO / f"{chapter}.md").read_text(encoding="utf-8")
+    drawn = figures_drawn(source)
+    if chapter not in NO_FIGURE_REQUIRED:
+        assert drawn >= 1, f"{chapter}.md draws no matplotlib figure; every content chapter should"
+    page = chapter_pages[chapter]
+    assert page.is_file(), f"no HTML page for {chapter}"
+    images = output_images(page.read_text(encoding="utf-8"))
+    assert len(images) >= drawn, (
+        f"{chapter}.md has {drawn} code cell(s) that draw with matplotlib but its page "
+        f"shows {len(images)} image(s) in cell outputs: {images}")
