@@ -1,0 +1,161 @@
+"""Link each chapter to its graded exercise notebook.
+
+``_config.yml`` maps chapters to nbgrader assignments::
+
+    sphinx:
+      config:
+        exercise_notebooks:
+          book/shapes: shapes_padding_stride
+
+Each mapped chapter gets a box under its title with a download link to
+``exercises/<assignment>/<assignment>.ipynb`` (Sphinx copies the notebook into
+the build) and launch links for the hubs set in ``launch_buttons``
+(``binderhub_url``, ``jupyterhub_url``), all built from the one repository
+setting, ``repository: url`` (and ``branch``). A mapped notebook that does not
+exist, or a mapped chapter that is not in the book, is a build warning, so an
+error under ``-W``.
+"""
+
+import os
+from urllib.parse import quote, urlencode, urlsplit
+
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.transforms import SphinxTransform
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+INTERFACES = {"classic": "tree", "jupyterlab": "lab/tree"}
+
+
+def notebook_path(assignment):
+    """Path of an assignment's released notebook, relative to the book root."""
+    return f"exercises/{assignment}/{assignment}.ipynb"
+
+
+def launch_urls(path, *, repository_url, branch="main", binderhub_url="",
+                jupyterhub_url="", notebook_interface="classic"):
+    """Return ``[(label, url), ...]`` that open ``path`` on each configured hub.
+
+    ``path`` is relative to the repository root. JupyterHub links use
+    nbgitpuller's ``git-pull`` endpoint, which clones the repository into a
+    folder named after it; Binder links use the ``gh`` provider for GitHub and
+    the generic ``git`` provider for any other host.
+
+    >>> dict(launch_urls("exercises/a/a.ipynb",
+    ...      repository_url="https://github.com/org/repo",
+    ...      binderhub_url="https://mybinder.org"))["Binder"]
+    'https://mybinder.org/v2/gh/org/repo/main?urlpath=tree/exercises/a/a.ipynb'
+    """
+    if notebook_interface not in INTERFACES:
+        raise ValueError(
+            f"launch_buttons.notebook_interface must be one of "
+            f"{sorted(INTERFACES)}, got {notebook_interface!r}")
+    repository_url = repository_url.rstrip("/").removesuffix(".git")
+    parts = urlsplit(repository_url)
+    segments = [s for s in parts.path.split("/") if s]
+    if parts.scheme not in ("http", "https") or not segments:
+        raise ValueError(
+            f"repository.url must be an http(s) URL of a git repository, "
+            f"got {repository_url!r}")
+    ui_path = f"{INTERFACES[notebook_interface]}/{path}"
+    urls = []
+    if binderhub_url:
+        hub = binderhub_url.rstrip("/")
+        if parts.netloc == "github.com" and len(segments) == 2:
+            spec = f"gh/{segments[0]}/{segments[1]}/{quote(branch, safe='')}"
+        else:
+            spec = f"git/{quote(repository_url, safe='')}/{quote(branch, safe='')}"
+        urls.append(("Binder", f"{hub}/v2/{spec}?" + urlencode({"urlpath": ui_path}, safe="/")))
+    if jupyterhub_url:
+        hub = jupyterhub_url.rstrip("/")
+        query = urlencode({"repo": repository_url,
+                           "urlpath": f"{INTERFACES[notebook_interface]}/{segments[-1]}/{path}",
+                           "branch": branch}, safe="/")
+        urls.append(("JupyterHub", f"{hub}/hub/user-redirect/git-pull?{query}"))
+    return urls
+
+
+class ExerciseLinks(SphinxTransform):
+    """Insert the exercise box under the title of each mapped chapter."""
+
+    default_priority = 500
+
+    def apply(self, **kwargs):
+        docname = self.env.docname
+        assignment = self.config.exercise_notebooks.get(docname)
+        if assignment is None:
+            return
+        section = next(iter(self.document.findall(nodes.section)), None)
+        if section is None or not isinstance(section[0], nodes.title):
+            logger.warning("exercise_notebooks: chapter %s has no title to put "
+                           "the exercise link under", docname, location=docname)
+            return
+        path = notebook_path(assignment)
+        _, abspath = self.env.relfn2path("/" + path, docname)
+        launches = launch_urls(path, **_launch_options(self.config))
+        para = nodes.paragraph()
+        if os.path.isfile(abspath):
+            para += nodes.Text("Download ")
+            ref = addnodes.download_reference(
+                "", "", refdoc=docname, reftarget="/" + path, refexplicit=True,
+                reftype="download", refdomain="", classes=["exercise-download"])
+            ref += nodes.literal("", f"{assignment}.ipynb", classes=["xref", "download"])
+            para += ref
+        else:
+            logger.warning("exercise_notebooks: the notebook %s for chapter %s does "
+                           "not exist (run nbgrader generate_assignment %s)",
+                           path, docname, assignment, location=docname)
+            para += nodes.Text("Download ")
+            para += nodes.literal("", f"{assignment}.ipynb")
+        para += nodes.Text(" and open it in Jupyter" + (", or work on it online:"
+                                                          if launches else "."))
+        box = nodes.admonition(classes=["tip", "exercise-links"])
+        box += nodes.title("", "Graded exercise")
+        box += para
+        if launches:
+            buttons = nodes.paragraph(classes=["exercise-launch"])
+            for label, url in launches:
+                if len(buttons):
+                    buttons += nodes.Text(" ")
+                buttons += nodes.reference(
+                    "", f"Open on {label}", refuri=url,
+                    classes=["sd-btn", "sd-btn-outline-primary",
+                             "exercise-launch-" + label.lower()])
+            box += buttons
+        section.insert(1, box)
+
+
+def _launch_options(config):
+    """The launch settings that Jupyter Book puts in ``html_theme_options``."""
+    theme = config.html_theme_options or {}
+    buttons = theme.get("launch_buttons") or {}
+    return dict(repository_url=theme.get("repository_url", ""),
+                branch=theme.get("repository_branch") or "main",
+                binderhub_url=buttons.get("binderhub_url", ""),
+                jupyterhub_url=buttons.get("jupyterhub_url", ""),
+                notebook_interface=buttons.get("notebook_interface", "classic"))
+
+
+def _check_config(app, config):
+    if not config.exercise_notebooks:
+        return
+    options = _launch_options(config)
+    if options["binderhub_url"] or options["jupyterhub_url"]:
+        launch_urls("exercises/x/x.ipynb", **options)  # raises on a bad setting
+
+
+def _check_chapters(app, env):
+    for docname in sorted(app.config.exercise_notebooks):
+        if docname not in env.found_docs:
+            logger.warning("exercise_notebooks: %s is not a page of the book "
+                           "(keys are docnames such as book/shapes)", docname)
+
+
+def setup(app):
+    app.add_config_value("exercise_notebooks", {}, "env", types=[dict])
+    app.add_transform(ExerciseLinks)
+    app.connect("config-inited", _check_config)
+    app.connect("env-check-consistency", _check_chapters)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
