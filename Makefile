@@ -25,3 +25,21 @@ test: $(STAMP)
 
 clean:
 	rm -rf _build
+
+# Regenerate the student notebooks in exercises/ from solutions/ (commit both afterwards).
+.PHONY: exercises
+exercises: $(STAMP)
+	$(BIN)/jupyter nbconvert --log-level=WARN --clear-output --inplace solutions/*/*.ipynb
+	for dir in solutions/*/; do \
+	  $(BIN)/nbgrader generate_assignment "$$(basename $$dir)" --force --no-db --log-level=WARN || exit 1; \
+	done
+
+# Grade a whole class (convlab.classgrade): make grade ASSIGNMENT=cross_correlation SUBMISSIONS=submitted
+# SUBMISSIONS is nbgrader's submitted/ folder or an LMS download (.zip or folder; REGEX= file-name pattern).
+# Writes $(GRADE_OUT)/: autograded/, feedback/, grades.csv, report.html; DB_URL= for a PostgreSQL gradebook.
+GRADE_OUT ?= grading
+.PHONY: grade
+grade: $(STAMP)
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=name SUBMISSIONS=path [GRADE_OUT=grading] [WORKERS=n] [DB_URL=url] [REGEX=re]"; exit 2; }
+	$(BIN)/python -m convlab.classgrade $(ASSIGNMENT) $(SUBMISSIONS) --course . --out $(GRADE_OUT) \
+	  $(if $(WORKERS),--workers $(WORKERS)) $(if $(DB_URL),--db-url '$(DB_URL)') $(if $(REGEX),--regex '$(REGEX)')

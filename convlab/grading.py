@@ -31,6 +31,7 @@ __all__ = [
     "DELEGATION",
     "check_against",
     "check_equal",
+    "check_few_calls",
     "check_no_delegation",
     "check_result",
     "count_torch_calls",
@@ -203,6 +204,35 @@ def count_torch_calls(fn, *args, **kwargs):
     with watch.active():
         result = fn(*args, **kwargs)
     return result, watch.calls
+
+
+def check_few_calls(fn, kwargs, *, at_most, positional=("X", "K"), substitute=None, name=None, hint=""):
+    """Assert that ``fn`` makes at most ``at_most`` torch calls on the case ``kwargs``.
+
+    Counts with :func:`count_torch_calls` (deterministic, unlike a timing); calls
+    made inside ``substitute``'s trusted references are not counted. Delegation is
+    forbidden as in :func:`check_no_delegation`.
+
+    >>> def per_pixel(X):
+    ...     return torch.stack([x.clone() for x in X.flatten()]).reshape(X.shape)
+    >>> check_few_calls(per_pixel, dict(X=torch.ones(3, 3)), at_most=5, hint="; vectorize it")
+    Traceback (most recent call last):
+    ...
+    AssertionError: per_pixel made 15 torch calls for X 3x3; at most 5 are allowed; vectorize it
+    """
+    name = name or getattr(fn, "__name__", "your function")
+    case = describe(**kwargs)
+    args, options = _call_args(kwargs, positional, clone=True)
+    watch = _Watch(DELEGATION)
+    with _substituted(fn, substitute, watch), watch.active():
+        try:
+            fn(*args, **options)
+        except Exception as error:
+            raise AssertionError(f"{name} raised {type(error).__name__}: {error} for {case}") from error
+    if watch.found:
+        raise AssertionError(f"{name} calls {watch.found[0]} for {case}, so this part earns no points")
+    if watch.calls > at_most:
+        raise AssertionError(f"{name} made {watch.calls} torch calls for {case}; at most {at_most} are allowed{hint}")
 
 
 def random_tensor(generator, *shape, dtype=torch.float32):

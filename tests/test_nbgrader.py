@@ -1,0 +1,236 @@
+"""The grading round trip: nbgrader on a temporary copy of the course, with a real gradebook.
+
+For every assignment in solutions/: generate the release and compare it with the
+committed exercises/; validate the solutions (all tests pass) and the releases (no
+test passes); hand in, as students, the solution (full marks on every autograded
+cell), the untouched release (zero) and every notebook of the corpus
+tests/submissions/<assignment>/ (the score and failing cells in its expected.json);
+autograde, generate feedback and export grades, as an instructor would.
+"""
+
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.grading
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "tests" / "submissions"
+ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
+# Students of every assignment besides the corpus: the instructor's solution and the untouched release.
+SOLUTION, UNTOUCHED, AGAIN = "solution", "untouched", "again"
+
+
+def expected_cases(assignment):
+    path = CORPUS / assignment / "expected.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+CASES = [(a, case) for a in ASSIGNMENTS for case in sorted(expected_cases(a))]
+
+
+def nbgrader(*args, cwd):
+    """Run an nbgrader command with this environment's bin/ first on PATH (for alembic and the kernel)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.pop("JUPYTER_CONFIG_DIR", None)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "nbgrader"), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=1800,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{output}"
+    return output
+
+
+def notebook_name(assignment):
+    return f"{assignment}.ipynb"
+
+
+def autograded_points(notebook):
+    """Points of the code grade cells (written answers are graded by hand)."""
+    return sum(
+        cell.metadata["nbgrader"]["points"]
+        for cell in notebook.cells
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade")
+    )
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A temporary course: release, submissions, autograde, feedback and export, run once."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    shutil.copytree(ROOT / "solutions", root / "solutions")
+    for assignment in ASSIGNMENTS:
+        nbgrader("generate_assignment", assignment, "--force", cwd=root)
+    for assignment in ASSIGNMENTS:
+        name = notebook_name(assignment)
+        submissions = {
+            SOLUTION: root / "solutions" / assignment / name,
+            UNTOUCHED: root / "exercises" / assignment / name,
+        }
+        cases = sorted(expected_cases(assignment))
+        assert not {SOLUTION, UNTOUCHED, AGAIN} & set(cases), "corpus case names clash with the fixed students"
+        submissions.update({case: CORPUS / assignment / f"{case}.ipynb" for case in cases})
+        if cases:  # the same notebook handed in twice must get the same grade and feedback
+            submissions[AGAIN] = CORPUS / assignment / f"{cases[0]}.ipynb"
+        for student, source in submissions.items():
+            folder = root / "submitted" / student / assignment
+            folder.mkdir(parents=True)
+            shutil.copy(source, folder / name)
+        nbgrader("autograde", assignment, cwd=root)
+        nbgrader("generate_feedback", assignment, cwd=root)
+    nbgrader("export", cwd=root)
+    return root
+
+
+def scores(root, assignment, student):
+    """{grade_id: (score, max_score)} of the autograded cells, and the total autograded score."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        grades = {
+            grade.name: (grade.score, grade.max_score, grade.cell_type, grade.needs_manual_grade)
+            for notebook in submission.notebooks
+            for grade in notebook.grades
+        }
+    auto = {name: (s, m) for name, (s, m, kind, _) in grades.items() if kind == "code"}
+    manual = {name: needs for name, (_, _, kind, needs) in grades.items() if kind == "markdown"}
+    return auto, manual
+
+
+def errors(notebook_path):
+    """{grade_id: error text} of the grade cells that raised, in an autograded notebook."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    found = {}
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                found[grade_id] = f"{output['ename']}: {output['evalue']}"
+    return found
+
+
+def outputs(notebook_path):
+    notebook = nbformat.read(notebook_path, as_version=4)
+    return [
+        [{k: v for k, v in out.items() if k != "execution_count"} for out in cell.get("outputs", [])]
+        for cell in notebook.cells
+    ]
+
+
+# --- authoring: the committed notebooks --------------------------------------------------
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solutions_hold_one_clean_notebook(assignment):
+    """Nothing but the notebook is released from solutions/<a>/, and it is committed without outputs."""
+    folder = ROOT / "solutions" / assignment
+    assert sorted(p.name for p in folder.iterdir() if p.name != ".ipynb_checkpoints") == [notebook_name(assignment)]
+    notebook = nbformat.read(folder / notebook_name(assignment), as_version=4)
+    nbformat.validate(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"cell {cell.id} has outputs"
+    grade_ids = [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells if "nbgrader" in c.metadata]
+    assert len(grade_ids) == len(set(grade_ids)), "grade ids must be unique"
+
+
+def test_every_release_has_a_source():
+    assert sorted(p.name for p in (ROOT / "exercises").iterdir() if p.is_dir()) == ASSIGNMENTS
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_exercises_are_exactly_what_nbgrader_generates(course, assignment):
+    generated, committed = course / "exercises" / assignment, ROOT / "exercises" / assignment
+    files = sorted(p.relative_to(generated) for p in generated.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
+    for path in files:
+        assert (generated / path).read_bytes() == (committed / path).read_bytes(), (
+            f"exercises/{assignment}/{path} is out of date: run `make exercises` and commit the result"
+        )
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def test_every_solution_passes_nbgrader_validate(course):
+    paths = [str(course / "solutions" / a / notebook_name(a)) for a in ASSIGNMENTS]
+    output = nbgrader("validate", *paths, cwd=course)
+    assert output.count("Success! Your notebook passes all the tests.") == len(paths), output
+
+
+def test_every_release_fails_nbgrader_validate_invert(course):
+    paths = [str(course / "exercises" / a / notebook_name(a)) for a in ASSIGNMENTS]
+    output = nbgrader("validate", "--invert", *paths, cwd=course)
+    assert output.count("Success! The notebook does not pass any tests.") == len(paths), output
+
+
+# --- autograde ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_handed_in_gets_full_marks(course, assignment):
+    auto, manual = scores(course, assignment, SOLUTION)
+    source = nbformat.read(ROOT / "solutions" / assignment / notebook_name(assignment), as_version=4)
+    assert auto and all(score == maximum for score, maximum in auto.values()), auto
+    assert sum(maximum for _, maximum in auto.values()) == autograded_points(source)
+    assert all(manual.values()), f"written answers must wait for manual grading: {manual}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_release_gets_zero(course, assignment):
+    auto, manual = scores(course, assignment, UNTOUCHED)
+    assert auto and all(score == 0 for score, _ in auto.values()), auto
+    assert not any(manual.values()), "unanswered written answers need no manual grading"
+
+
+@pytest.mark.parametrize("assignment, case", CASES)
+def test_corpus_submission_scores_what_it_does_right(course, assignment, case):
+    expected = expected_cases(assignment)[case]
+    auto, _ = scores(course, assignment, case)
+    failing = sorted(name for name, (score, maximum) in auto.items() if score < maximum)
+    assert failing == sorted(expected["failing"])
+    assert sum(score for score, _ in auto.values()) == pytest.approx(expected["score"])
+    # The feedback names each failing part and says what went wrong.
+    feedback = (course / "feedback" / case / assignment / notebook_name(assignment).replace(".ipynb", ".html"))
+    page = feedback.read_text()
+    raised = errors(course / "autograded" / case / assignment / notebook_name(assignment))
+    for grade_id in expected["failing"]:
+        assert f'id="{grade_id}"' in page or f"#{grade_id}" in page
+        assert grade_id in raised, f"{grade_id} lost points without an error message"
+        message = raised[grade_id].splitlines()[0][:80]
+        assert html.escape(message, quote=False) in page or html.escape(message) in page, message
+
+
+@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if expected_cases(a)])
+def test_grading_twice_gives_the_same_grade_and_feedback(course, assignment):
+    first = sorted(expected_cases(assignment))[0]
+    assert scores(course, assignment, AGAIN) == scores(course, assignment, first)
+    name = notebook_name(assignment)
+    assert outputs(course / "autograded" / AGAIN / assignment / name) == outputs(
+        course / "autograded" / first / assignment / name
+    )
+
+
+def test_feedback_and_export_cover_every_submission(course):
+    submitted = sorted(p.relative_to(course / "submitted") for p in (course / "submitted").glob("*/*"))
+    for student_assignment in submitted:
+        student, assignment = student_assignment.parts
+        html_path = course / "feedback" / student / assignment / notebook_name(assignment).replace(".ipynb", ".html")
+        assert html_path.stat().st_size > 0
+    rows = (course / "grades.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    exported = {
+        (row["student_id"], row["assignment"])
+        for row in (dict(zip(header, line.split(","))) for line in rows[1:])
+    }
+    assert {(p.parts[0], p.parts[1]) for p in submitted} <= exported
