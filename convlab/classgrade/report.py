@@ -1,0 +1,108 @@
+"""The class report: score distribution, per-test failure rates, manual attention."""
+import html
+from collections import defaultdict
+from pathlib import Path
+
+
+def failure_rates(results):
+    """[(notebook, grade_id, points, failed, graded)] sorted by failure rate, worst first.
+
+    A test "fails" for a submission when it scores less than its points;
+    manually graded cells are left out (they have no automatic score).
+    """
+    counts = defaultdict(lambda: [0, 0, 0.0])
+    for res in results.values():
+        for nb_name, nb in res.get("notebooks", {}).items():
+            for gid, cell in nb["cells"].items():
+                if cell["cell_type"] != "code":
+                    continue
+                entry = counts[(nb_name, gid)]
+                entry[1] += 1
+                entry[2] = cell["max_score"]
+                if (cell["auto_score"] or 0) < cell["max_score"]:
+                    entry[0] += 1
+    rows = [(nb, gid, pts, failed, total) for (nb, gid), (failed, total, pts) in counts.items()]
+    return sorted(rows, key=lambda r: (-r[3] / max(r[4], 1), r[0], r[1]))
+
+
+def totals(results):
+    """student -> (score, max_score) from the automatic scores."""
+    out = {}
+    for student, res in results.items():
+        score = maximum = 0.0
+        for nb in res.get("notebooks", {}).values():
+            for cell in nb["cells"].values():
+                score += cell["auto_score"] or 0.0
+                maximum += cell["max_score"]
+        out[student] = (score, maximum)
+    return out
+
+
+def histogram(scores, maximum, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    bins = max(1, min(20, int(maximum) + 1)) if maximum else 10
+    ax.hist(scores, bins=bins, range=(0, max(maximum, 1e-9)), color="#4c72b0", edgecolor="white")
+    ax.set_xlabel(f"automatic score (of {maximum:g})")
+    ax.set_ylabel("submissions")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(result, assignment, out):
+    """Write ``report.html``, ``report.md`` and ``score_distribution.png`` into ``out``."""
+    out = Path(out)
+    tot = totals(result.results)
+    scores = [s for s, _ in tot.values()]
+    maximum = max((m for _, m in tot.values()), default=0.0)
+    histogram(scores, maximum, out / "score_distribution.png",
+              f"{assignment}: {len(scores)} submissions")
+    rates = failure_rates(result.results)
+    attention = result.needs_attention
+    mean = sum(scores) / len(scores) if scores else 0.0
+    median = sorted(scores)[len(scores) // 2] if scores else 0.0
+
+    md = [f"# Class report: {assignment}", "",
+          f"{len(result.results)} submissions graded in {result.wall_seconds:.0f} s; "
+          f"automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}. "
+          f"Gradebook: `{result.db_url.split('@')[-1]}`.", "",
+          "![score distribution](score_distribution.png)", "",
+          "## Tests students fail most", "",
+          "| notebook | test | points | failed | rate |", "|---|---|---:|---:|---:|"]
+    md += [f"| {nb} | `{gid}` | {pts:g} | {f}/{n} | {100 * f / max(n, 1):.0f}% |"
+           for nb, gid, pts, f, n in rates]
+    md += ["", f"## Needs manual attention ({len(attention)})", ""]
+    for student, flags in attention.items():
+        md.append(f"- **{student}**")
+        md += [f"  - {flag}" for flag in flags]
+    if not attention:
+        md.append("Nothing: every submission was graded normally.")
+    (out / "report.md").write_text("\n".join(md) + "\n")
+
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(nb)}</td><td><code>{e(gid)}</code></td><td>{pts:g}</td>"
+        f"<td>{f}/{n}</td><td>{100 * f / max(n, 1):.0f}%</td></tr>" for nb, gid, pts, f, n in rates)
+    items = "".join(
+        f"<li><b>{e(s)}</b><ul>" + "".join(f"<li>{e(x)}</li>" for x in flags) + "</ul></li>"
+        for s, flags in attention.items()) or "<li>Nothing: every submission was graded normally.</li>"
+    scores_rows = "".join(f"<tr><td>{e(s)}</td><td>{sc:g}</td><td>{m:g}</td></tr>"
+                          for s, (sc, m) in sorted(tot.items()))
+    (out / "report.html").write_text(f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Class report: {e(assignment)}</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em}}</style></head>
+<body><h1>Class report: {e(assignment)}</h1>
+<p>{len(result.results)} submissions graded in {result.wall_seconds:.0f} s;
+automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}.</p>
+<img src="score_distribution.png" alt="score distribution">
+<h2>Tests students fail most</h2>
+<table><tr><th>notebook</th><th>test</th><th>points</th><th>failed</th><th>rate</th></tr>{rows}</table>
+<h2>Needs manual attention ({len(attention)})</h2><ul>{items}</ul>
+<h2>Scores</h2><table><tr><th>student</th><th>score</th><th>of</th></tr>{scores_rows}</table>
+</body></html>
+""")

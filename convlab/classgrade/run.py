@@ -1,0 +1,370 @@
+"""Grade a whole class: parallel, isolated autograde, merged into one gradebook.
+
+:func:`grade_class` is what ``python -m convlab.classgrade`` runs:
+
+1. generate the assignment once into a template sqlite gradebook (and into
+   the real gradebook, sqlite or PostgreSQL, if it is not there yet);
+2. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS
+   download run through ``nbgrader zip_collect``);
+3. grade each one in a forked child with its own course folder and gradebook
+   (:mod:`convlab.classgrade.worker`), ``workers`` at a time; a child that
+   exceeds the wall-clock limit is killed with its kernel, and a submission
+   whose kernel dies or hangs is graded again without the cell that did it;
+4. merge each result into the real gradebook from this process only, so one
+   writer ever touches it; copy autograded notebooks and feedback;
+5. export ``grades.csv`` with nbgrader's CSV exporter and write the report.
+"""
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+
+import nbformat
+
+from . import worker
+
+DEFAULT_REGEX = r".*/(?P<student_id>[^/_]+)_(?:LATE_)?(?:[0-9]+_)*(?P<file_id>[^/]+?)(?:-[0-9]+)?\.ipynb$"
+
+
+@dataclass
+class ClassResult:
+    out: Path
+    db_url: str
+    results: dict = field(default_factory=dict)     # student -> worker result
+    wall_seconds: float = 0.0
+
+    @property
+    def needs_attention(self):
+        return {s: r["flags"] for s, r in sorted(self.results.items()) if r.get("flags")}
+
+
+def parse_bytes(text):
+    """'4G' -> 4 * 2**30; plain integers are bytes; None/'0' -> None (no limit)."""
+    if text in (None, "", "0", 0):
+        return None
+    text = str(text).strip().upper().rstrip("B")
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    if text[-1:] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def load_course_config(course):
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+    path = Path(course) / "nbgrader_config.py"
+    if not path.exists():
+        return Config()
+    return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+
+
+def _generate(course_config, source_dir, assignment, root, db_url):
+    """nbgrader generate_assignment in a scratch course writing into ``db_url``."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+    root = Path(root)
+    shutil.copytree(source_dir, root / "source" / assignment, dirs_exist_ok=True)
+    config = Config(course_config)
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.source_directory = "source"
+    config.CourseDirectory.release_directory = "release"
+    config.CourseDirectory.db_url = db_url
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    result = api.generate_assignment(assignment, force=True, create=True)
+    if not result.get("success"):
+        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n"
+                           + (result.get("error") or result.get("log") or ""))
+    return root / "release" / assignment
+
+
+def _has_assignment(db_url, assignment):
+    from nbgrader.api import Gradebook, MissingEntry
+    with Gradebook(db_url) as gb:
+        try:
+            gb.find_assignment(assignment)
+            return True
+        except MissingEntry:
+            return False
+
+
+def collect(submissions, assignment, release_dir, tmp, regex=None):
+    """student -> folder holding that student's files for ``assignment``.
+
+    ``submissions`` is nbgrader's ``submitted/`` folder (``<student>/<assignment>/``),
+    or an LMS download (a .zip, or a folder of files) given to
+    ``nbgrader zip_collect`` with ``regex`` (``FileNameCollectorPlugin.named_regexp``).
+    """
+    submissions = Path(submissions)
+    if submissions.is_dir() and not regex and any(
+            (d / assignment).is_dir() for d in submissions.iterdir() if d.is_dir()):
+        return {d.name: d / assignment for d in sorted(submissions.iterdir())
+                if d.is_dir() and (d / assignment).is_dir()}
+    from nbgrader.apps.zipcollectapp import ZipCollectApp
+    root = Path(tmp) / "zip_collect"
+    archive = root / "downloaded" / assignment / "archive"
+    archive.mkdir(parents=True)
+    if submissions.is_file():
+        shutil.copy(submissions, archive / submissions.name)
+    else:
+        shutil.copytree(submissions, archive, dirs_exist_ok=True)
+    shutil.copytree(release_dir, root / "release" / assignment)
+    from traitlets.config import Config
+    config = Config()
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.release_directory = "release"
+    config.FileNameCollectorPlugin.named_regexp = regex or DEFAULT_REGEX
+    config.ZipCollectApp.force = True
+    app = ZipCollectApp(config=config)
+    app.coursedir.assignment_id = assignment
+    app.init_plugins()
+    app.extract_archive_files()
+    app.process_extracted_files()
+    out = root / "submitted"
+    return {d.name: d / assignment for d in sorted(out.iterdir())} if out.is_dir() else {}
+
+
+def _child(job, conn):
+    os.setsid()
+    try:
+        result = worker.grade_one(job)
+    except BaseException as exc:  # noqa: BLE001 - reported, never raised into the batch
+        import traceback
+        result = dict(student=job["student"], status="error", flags=list(job.get("flags", [])),
+                      error=traceback.format_exc()[-2000:])
+    try:
+        conn.send(json.dumps(result))
+    finally:
+        os._exit(0)
+
+
+def _kill(proc, private):
+    for pid in [proc.pid] + _kernel_pids(private):
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
+    proc.join(5)
+
+
+def _kernel_pids(private):
+    """Pids of sandbox kernels started for this submission (they run in their own session)."""
+    needle, pids = str(private).encode(), []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"convlab.classgrade.sandbox" in cmdline and needle in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+class _Runner:
+    """Runs jobs in forked children, ``workers`` at a time, with retries."""
+
+    def __init__(self, workers, wall, max_attempts=3):
+        self.workers, self.wall, self.max_attempts = workers, wall, max_attempts
+        self.ctx = multiprocessing.get_context("fork")
+
+    def run(self, jobs, on_result):
+        pending = list(jobs)
+        running = {}   # sentinel -> (proc, conn, job, start)
+        while pending or running:
+            while pending and len(running) < self.workers:
+                job = pending.pop(0)
+                recv, send = self.ctx.Pipe(duplex=False)
+                proc = self.ctx.Process(target=_child, args=(job, send), daemon=False)
+                proc.start()
+                send.close()
+                running[proc.sentinel] = (proc, recv, job, time.monotonic())
+            ready = wait(list(running) + [r[1] for r in running.values()], timeout=1.0)
+            now = time.monotonic()
+            for key in list(running):
+                proc, recv, job, start = running[key]
+                result = None
+                if recv in ready or key in ready:
+                    try:
+                        if recv.poll(0.5):
+                            result = json.loads(recv.recv())
+                    except (EOFError, OSError):
+                        result = None
+                    if result is None and proc.is_alive():
+                        continue
+                    if result is None:
+                        result = dict(student=job["student"], status="error", flags=list(job.get("flags", [])),
+                                      error=f"the grading process died (exit code {proc.exitcode})")
+                elif now - start > self.wall:
+                    _kill(proc, Path(job["work"]) / "private")
+                    starts, _, _ = worker.kernel_log(Path(job["work"]) / "private")
+                    result = dict(student=job["student"], status="wall_timeout", starts=starts,
+                                  flags=list(job.get("flags", [])))
+                else:
+                    continue
+                proc.join(10)
+                recv.close()
+                _kill(proc, Path(job["work"]) / "private") if proc.is_alive() else None
+                del running[key]
+                retry = self._retry(job, result)
+                if retry is not None:
+                    pending.insert(0, retry)
+                else:
+                    on_result(job, result)
+
+    def _retry(self, job, result):
+        status = result.get("status")
+        if status == "ok":
+            return None
+        attempt = job.get("attempt", 1)
+        flags = list(job.get("flags", []))
+        skip = dict(job.get("skip", {}))
+        if status in ("dead_kernel", "wall_timeout") and result.get("starts"):
+            culprit = result["starts"][-1]
+            why = ("it stopped the kernel (exit, crash or memory) in an earlier grading attempt"
+                   if status == "dead_kernel" else
+                   f"grading exceeded the wall-clock limit ({self.wall:g} s) while it ran")
+            cell = _describe_cell(job, culprit)
+            flags.append(f"{cell}: {why}; graded again without running it")
+            skip[culprit] = why
+        elif status == "wall_timeout":
+            flags.append(f"grading exceeded the wall-clock limit ({self.wall:g} s)")
+        else:
+            flags.append("grading failed: " + (result.get("error") or "unknown error").strip().splitlines()[-1][:200])
+        if attempt >= self.max_attempts or job.get("blank"):
+            if job.get("blank"):
+                result["flags"] = flags
+                return None
+            return dict(job, attempt=attempt + 1, flags=flags, skip=skip, blank=True)
+        return dict(job, attempt=attempt + 1, flags=flags, skip=skip)
+
+
+def _describe_cell(job, digest):
+    from .sandbox import cell_hash
+    sub = Path(job["work"]) / "course" / "submitted" / job["student"] / job["assignment"]
+    for nb_path in sorted(sub.glob("*.ipynb")):
+        try:
+            nb = nbformat.read(str(nb_path), as_version=4)
+        except Exception:  # noqa: BLE001
+            continue
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code" and cell_hash(cell.source) == digest:
+                gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                return f"{nb_path.name}: " + (f"cell '{gid}'" if gid else f"cell {i + 1}")
+    return "a cell"
+
+
+def merge(db_url, assignment, student, result):
+    """Write one graded submission into the real gradebook (the only writer)."""
+    from nbgrader.api import Gradebook
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(assignment, student)
+        for nb_name, nb in result.get("notebooks", {}).items():
+            for gid, cell in nb["cells"].items():
+                grade = gb.find_grade(gid, nb_name, assignment, student)
+                grade.auto_score = cell["auto_score"]
+                grade.needs_manual_grade = cell["needs_manual_grade"]
+            for cid, text in nb.get("comments", {}).items():
+                comment = gb.find_comment(cid, nb_name, assignment, student)
+                comment.auto_comment = text
+            if result.get("flags"):
+                gb.find_submission_notebook(nb_name, assignment, student).flagged = True
+        gb.db.commit()
+
+
+def export_csv(db_url, path):
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins.export import CsvExportPlugin
+    plugin = CsvExportPlugin()
+    plugin.to = str(path)
+    with Gradebook(db_url) as gb:
+        plugin.export(gb)
+
+
+def grade_class(course, assignment, submissions, out, *, workers=None, timeout=30,
+                memory="4G", wall=600, db_url=None, regex=None, feedback=True,
+                progress=None, keep_work=False):
+    """Autograde every submission of ``assignment``; see the module docstring.
+
+    Returns a :class:`ClassResult`; writes into ``out``: ``autograded/``,
+    ``feedback/``, ``grades.csv``, ``report.html`` + ``score_distribution.png``,
+    ``results.json``, and ``gradebook.db`` unless ``db_url`` is given.
+    """
+    from tqdm.auto import tqdm
+    from . import report as report_mod
+
+    t_start = time.monotonic()
+    # nbgrader runs `alembic` (and kernels run python) from PATH: put this interpreter's bin first
+    bindir = os.path.dirname(os.path.abspath(__import__("sys").executable))
+    if not os.environ.get("PATH", "").startswith(bindir + os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    course, out = Path(course).resolve(), Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    config = load_course_config(course)
+    source_name = config.CourseDirectory.get("source_directory", "source")
+    source_dir = course / source_name / assignment
+    if not source_dir.is_dir():
+        raise FileNotFoundError(f"no source for assignment {assignment!r}: {source_dir} does not exist")
+    db_url = db_url or f"sqlite:///{out / 'gradebook.db'}"
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
+    try:
+        template_db = tmp / "template.db"
+        release_dir = _generate(config, source_dir, assignment, tmp / "template", f"sqlite:///{template_db}")
+        if not _has_assignment(db_url, assignment):
+            _generate(config, source_dir, assignment, tmp / "main", db_url)
+        release = {p.name: nbformat.read(str(p), as_version=4)
+                   for p in sorted(release_dir.glob("*.ipynb"))}
+        students = collect(submissions, assignment, release_dir, tmp, regex)
+        plain = {k: v for k, v in config.items() if k not in ("CourseDirectory",)}
+        jobs = [dict(student=s, assignment=assignment, submission_dir=str(d),
+                     work=str(tmp / "work" / s), template_db=str(template_db),
+                     source_dir=str(source_dir), release=release, timeout=timeout,
+                     memory_bytes=parse_bytes(memory), feedback=feedback,
+                     config=json.loads(json.dumps(plain, default=str)))
+                for s, d in students.items()]
+        result = ClassResult(out=out, db_url=db_url)
+        bar = tqdm(total=len(jobs), desc=f"grading {assignment}", unit="submission",
+                   disable=progress is False)
+
+        def on_result(job, res):
+            student = job["student"]
+            res.setdefault("flags", [])
+            if res.get("status") == "ok":
+                merge(db_url, assignment, student, res)
+                for kind in ("autograded", "feedback"):
+                    src = Path(res.get(kind, ""))
+                    if src.is_dir():
+                        dest = out / kind / student / assignment
+                        shutil.rmtree(dest, ignore_errors=True)
+                        shutil.copytree(src, dest)
+            else:
+                res["flags"].append("could not be graded: " + (res.get("error") or res["status"])
+                                    .strip().splitlines()[-1][:200])
+            if not keep_work:
+                shutil.rmtree(job["work"], ignore_errors=True)
+            result.results[student] = res
+            bar.update(1)
+            if res["flags"]:
+                bar.write(f"{student}: needs attention ({len(res['flags'])} reason(s))")
+
+        _Runner(workers, wall).run(jobs, on_result)
+        bar.close()
+        export_csv(db_url, out / "grades.csv")
+        result.wall_seconds = time.monotonic() - t_start
+        (out / "results.json").write_text(json.dumps(
+            {s: {k: v for k, v in r.items() if k not in ("starts",)} for s, r in result.results.items()},
+            indent=1))
+        report_mod.write_report(result, assignment, out)
+        return result
+    finally:
+        if not keep_work:
+            shutil.rmtree(tmp, ignore_errors=True)

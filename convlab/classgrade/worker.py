@@ -1,0 +1,333 @@
+"""Grade one submission in a private nbgrader course (runs in a forked child).
+
+Each submission gets its own folder: a copy of the template gradebook (the
+assignment, generated once by the parent), the assignment's source, the
+student's files after :func:`sanitize`, and a kernelspec that starts
+:mod:`convlab.classgrade.sandbox`. nbgrader's own ``Autograde`` does the
+grading (so grades are nbgrader's), then :func:`apply_integrity` removes the
+points of tests that ran under a monkeypatch, and ``generate_feedback`` writes
+the feedback. Nothing here writes to the real gradebook: the parent merges.
+"""
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import nbformat
+
+from . import sandbox
+
+CHECK_PREFIX = "# Added by convlab.classgrade"
+PREIMPORT = ["torch", "numpy", "convlab", "convlab.grading"]
+
+
+def grade_cells(nb):
+    """grade_id -> cell for cells nbgrader tracks (grade, solution or locked)."""
+    cells = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade_id") and (meta.get("grade") or meta.get("solution") or meta.get("locked")):
+            cells.setdefault(meta["grade_id"], cell)
+    return cells
+
+
+def _is_autograded_test(cell):
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")
+
+
+def sanitize(path, release_nb, baseline_path, flags):
+    """Make the submitted notebook at ``path`` gradable; append reasons to ``flags``.
+
+    A missing, empty or unreadable notebook is replaced by the released one
+    (it scores what a blank notebook scores). Deleted grade/test cells are put
+    back where the released notebook has them; edited test cells are noted
+    (nbgrader's OverwriteCells restores their source from the gradebook);
+    duplicate grade ids are noted (nbgrader's DeduplicateIds keeps the last).
+    A check cell (see :mod:`convlab.classgrade.sandbox`) follows each test cell.
+    """
+    name = path.name
+    nb = None
+    if not path.exists():
+        flags.append(f"{name} is missing from the submission: graded as the blank released notebook")
+    else:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if not text.strip():
+                raise ValueError("the file is empty")
+            nb = nbformat.reads(text, as_version=4)
+            nbformat.validate(nb)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is handled alike
+            reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+            flags.append(f"{name} is not a valid notebook ({reason}): graded as the blank released notebook")
+            nb = None
+    if nb is None:
+        nb = nbformat.from_dict(json.loads(json.dumps(release_nb)))
+
+    # duplicate grade ids
+    seen = {}
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if gid and (meta.get("grade") or meta.get("solution") or meta.get("locked")):
+            seen[gid] = seen.get(gid, 0) + 1
+    for gid, count in seen.items():
+        if count > 1:
+            flags.append(f"{name}: cell '{gid}' appears {count} times (copied cell): "
+                         "the last copy is graded, the others run as ordinary cells")
+    # keep the last copy, like nbgrader's DeduplicateIds, but remove the metadata of the
+    # others entirely: DeduplicateIds leaves an empty `nbgrader` dict that fails autograde
+    kept = set()
+    for cell in reversed(nb.cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        gid = meta.get("grade_id")
+        if gid and seen.get(gid, 0) > 1 and (meta.get("grade") or meta.get("solution") or meta.get("locked")):
+            if gid in kept:
+                for key in ("nbgrader", "editable", "deletable"):
+                    cell.metadata.pop(key, None)
+            kept.add(gid)
+
+    released = grade_cells(release_nb)
+    present = grade_cells(nb)
+    # restore deleted cells, in release order, after the cell that precedes them
+    order = [c.metadata.nbgrader.grade_id for c in release_nb.cells
+             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in released]
+    for i, gid in enumerate(order):
+        if gid in present:
+            continue
+        cell = nbformat.from_dict(json.loads(json.dumps(released[gid])))
+        position = 0
+        for prev in reversed(order[:i]):
+            if prev in present:
+                position = next(k for k, c in enumerate(nb.cells) if c is present[prev]) + 1
+                break
+        nb.cells.insert(position, cell)
+        present[gid] = cell
+        kind = "test cell" if _is_autograded_test(cell) else "graded cell"
+        flags.append(f"{name}: {kind} '{gid}' was deleted: restored from the release")
+    # edited locked cells (OverwriteCells restores them; we only report it)
+    for gid, cell in present.items():
+        meta = cell.metadata.nbgrader
+        if meta.get("locked") and gid in released:
+            if cell.source.strip() != released[gid].source.strip() or \
+                    cell.cell_type != released[gid].cell_type:
+                flags.append(f"{name}: locked cell '{gid}' was edited: restored from the gradebook")
+    # check cells after every autograded test cell
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.startswith(CHECK_PREFIX):
+            continue  # a student cannot plant a fake check cell
+        cells.append(cell)
+        if _is_autograded_test(cell):
+            cells.append(nbformat.v4.new_code_cell(sandbox.check_cell_source(baseline_path)))
+    nb.cells = cells
+    ids = set()
+    for cell in nb.cells:  # nbformat 4.5 wants unique ids; copies may lack or repeat them
+        if nb.get("nbformat_minor", 0) >= 5:
+            if not cell.get("id") or cell["id"] in ids:
+                cell["id"] = uuid.uuid4().hex[:12]
+            ids.add(cell["id"])
+        else:
+            cell.pop("id", None)
+    path.write_text(nbformat.writes(nb), encoding="utf-8")
+
+
+def _output_text(cell):
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif out.get("output_type") == "error":
+            parts.append("ERROR " + out.get("ename", ""))
+    return "".join(parts)
+
+
+def apply_integrity(nb_path, gradebook, assignment, student, flags):
+    """Zero the tests that ran under a monkeypatch; drop the check cells that passed.
+
+    Returns the grade ids whose points were removed.
+    """
+    nb = nbformat.read(str(nb_path), as_version=4)
+    zeroed, cells, last_test = [], [], None
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.startswith(CHECK_PREFIX):
+            verdict = _output_text(cell).strip()
+            if verdict == sandbox.CHECK_MARK + ": ok":
+                continue
+            if last_test is not None:
+                gid = last_test.metadata.get("nbgrader", {}).get("grade_id")
+                what = verdict.split(": modified ", 1)[-1] if ": modified " in verdict else \
+                    "the integrity check did not report (" + (verdict[:80] or "no output") + ")"
+                zeroed.append((gid, what))
+                last_test.outputs.append(nbformat.v4.new_output(
+                    "error", ename="IntegrityError",
+                    evalue=f"this test ran with modified checking code ({what}); no points",
+                    traceback=[f"IntegrityError: this test ran with modified checking code: {what}"]))
+            cells.append(cell)
+            continue
+        if _is_autograded_test(cell):
+            last_test = cell
+        cells.append(cell)
+    nb.cells = cells
+    nbformat.write(nb, str(nb_path))
+    if zeroed:
+        from nbgrader.api import Gradebook
+        with Gradebook(gradebook) as gb:
+            for gid, what in zeroed:
+                grade = gb.find_grade(gid, nb_path.stem, assignment, student)
+                lost = f": its {grade.auto_score:g} points removed" if grade.auto_score else ""
+                flags.append(f"{nb_path.name}: test '{gid}' ran with modified checking code ({what}){lost}")
+                grade.auto_score = 0.0
+            gb.db.commit()
+    return [gid for gid, _ in zeroed]
+
+
+def scan_outputs(nb_path, timeout, flags):
+    """Report timeouts, memory errors and exits seen in the autograded notebook."""
+    nb = nbformat.read(str(nb_path), as_version=4)
+    for index, cell in enumerate(nb.cells):
+        label = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+        for out in cell.get("outputs", []):
+            if out.get("output_type") != "error":
+                continue
+            ename, evalue = out.get("ename", ""), str(out.get("evalue", ""))
+            text = ename + " " + evalue + " " + " ".join(out.get("traceback", []))
+            if ename in ("CellTimeoutError", "KeyboardInterrupt") or "CellTimeoutError" in text:
+                flags.append(f"{nb_path.name}: {label} exceeded the per-cell time limit "
+                             f"({timeout} s) and was interrupted")
+            elif ename in ("MemoryError", "OutOfMemoryError") or "can't allocate memory" in text \
+                    or "not enough memory" in text:
+                flags.append(f"{nb_path.name}: {label} exceeded the memory limit")
+            elif ename == "SystemExit":
+                flags.append(f"{nb_path.name}: {label} called sys.exit()")
+            elif "convlab.classgrade did not run this cell" in text:
+                flags.append(f"{nb_path.name}: {label} was not run: {evalue.split(': ', 1)[-1]}")
+            elif "convlab.classgrade: not allowed while grading" in text:
+                pass  # reported from the kernel log
+
+
+def read_grades(gradebook, assignment, student):
+    from nbgrader.api import Gradebook
+    out = {}
+    with Gradebook(gradebook) as gb:
+        submission = gb.find_submission(assignment, student)
+        for nb in submission.notebooks:
+            cells = {}
+            for grade in nb.grades:
+                cells[grade.name] = dict(
+                    max_score=grade.max_score, auto_score=grade.auto_score,
+                    manual_score=grade.manual_score, score=grade.score,
+                    needs_manual_grade=bool(grade.needs_manual_grade),
+                    cell_type=grade.cell.cell_type)
+            comments = {c.name: c.auto_comment for c in nb.comments if c.auto_comment}
+            out[nb.name] = dict(cells=cells, comments=comments)
+    return out
+
+
+def kernel_log(private):
+    path = Path(private) / "kernel.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    starts = [line.split()[1] for line in lines if line.startswith("start ")]
+    refused = [line[len("refused "):] for line in lines if line.startswith("refused ")]
+    pids = [int(line.split()[1]) for line in lines if line.startswith("pid ")]
+    return starts, refused, pids
+
+
+def prepare(job):
+    """Lay out the private course of one submission; return its paths."""
+    work = Path(job["work"])
+    if work.exists():
+        shutil.rmtree(work)
+    course, private, scratch = work / "course", work / "private", work / "scratch"
+    for d in (course, private, scratch / "home", scratch / "tmp", scratch / "mpl", scratch / "ipython"):
+        d.mkdir(parents=True)
+    shutil.copy(job["template_db"], course / "gradebook.db")
+    shutil.copytree(job["source_dir"], course / "source" / job["assignment"])
+    dest = course / "submitted" / job["student"] / job["assignment"]
+    if job.get("submission_dir") and Path(job["submission_dir"]).is_dir():
+        shutil.copytree(job["submission_dir"], dest, symlinks=False,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    else:
+        dest.mkdir(parents=True)
+    (private / "skip.txt").write_text("".join(f"{h} {r}\n" for h, r in job.get("skip", {}).items()))
+    (private / "sandbox.json").write_text(json.dumps(dict(
+        memory_bytes=job.get("memory_bytes"), scratch=str(scratch), preimport=PREIMPORT)))
+    kernel_dir = work / "share" / "jupyter" / "kernels" / "classgrade"
+    kernel_dir.mkdir(parents=True)
+    (kernel_dir / "kernel.json").write_text(json.dumps(dict(
+        argv=[sys.executable, "-m", "convlab.classgrade.sandbox", "--private", str(private),
+              "-f", "{connection_file}"],
+        display_name="Python 3 (convlab.classgrade sandbox)", language="python")))
+    return work, course, private, scratch, dest
+
+
+def grade_one(job):
+    """Autograde one submission; return a JSON-able result (see module doc)."""
+    t0 = time.monotonic()
+    flags = list(job.get("flags", []))
+    work, course, private, scratch, dest = prepare(job)
+    env = dict(JUPYTER_PATH=str(work / "share" / "jupyter"), HOME=str(scratch / "home"),
+               TMPDIR=str(scratch / "tmp"), MPLCONFIGDIR=str(scratch / "mpl"),
+               IPYTHONDIR=str(scratch / "ipython"), MPLBACKEND="Agg",
+               OMP_NUM_THREADS=str(job.get("threads", 1)), MKL_NUM_THREADS=str(job.get("threads", 1)),
+               PYDEVD_DISABLE_FILE_VALIDATION="1")
+    os.environ.update(env)
+    baseline = private / "baseline.json"
+    for name, release_nb in job["release"].items():
+        if job.get("blank"):
+            nbformat.write(nbformat.from_dict(release_nb), str(dest / name))
+        sanitize(dest / name, nbformat.from_dict(release_nb), baseline, flags)
+    if job.get("blank"):
+        flags.append("grading the submission failed repeatedly: graded as the blank released notebook")
+
+    from traitlets.config import Config
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    config = Config(job.get("config", {}))
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    config.CourseDirectory.root = str(course)
+    config.CourseDirectory.source_directory = "source"
+    config.CourseDirectory.submitted_directory = "submitted"
+    config.CourseDirectory.autograded_directory = "autograded"
+    config.CourseDirectory.feedback_directory = "feedback"
+    config.CourseDirectory.db_url = db
+    config.Execute.timeout = job["timeout"]
+    config.Execute.kernel_name = "classgrade"
+    config.OverwriteCells.add_missing_cells = True
+    coursedir = CourseDirectory(config=config)
+    api = NbGraderAPI(coursedir=coursedir, config=config)
+    t1 = time.monotonic()
+    result = api.autograde(job["assignment"], job["student"], force=True, create=True)
+    t2 = time.monotonic()
+    starts, refused, _ = kernel_log(private)
+    for what in dict.fromkeys(refused):
+        flags.append(f"refused: {what}")
+    out = dict(student=job["student"], flags=flags, starts=starts,
+               timings=dict(prepare=t1 - t0, autograde=t2 - t1))
+    if not result.get("success"):
+        text = (result.get("error") or "") + (result.get("log") or "")
+        dead = "DeadKernel" in text or "Kernel died" in text or "kernel died" in text
+        out.update(status="dead_kernel" if dead else "error",
+                   error=(result.get("error") or result.get("log") or "")[-2000:])
+        return out
+    graded_dir = course / "autograded" / job["student"] / job["assignment"]
+    for name in job["release"]:
+        nb_path = graded_dir / name
+        if nb_path.exists():
+            apply_integrity(nb_path, db, job["assignment"], job["student"], flags)
+            scan_outputs(nb_path, job["timeout"], flags)
+    t3 = time.monotonic()
+    if job.get("feedback", True):
+        fb = api.generate_feedback(job["assignment"], job["student"], force=True)
+        if not fb.get("success"):
+            flags.append("feedback could not be generated: " + (fb.get("error") or "")[-300:])
+    t4 = time.monotonic()
+    out["timings"].update(integrity=t3 - t2, feedback=t4 - t3)
+    out.update(status="ok", notebooks=read_grades(db, job["assignment"], job["student"]),
+               autograded=str(graded_dir),
+               feedback=str(course / "feedback" / job["student"] / job["assignment"]))
+    return out
