@@ -1,0 +1,427 @@
+"""The built book as a reader sees it: every page opened in headless Chromium.
+
+The HTML build is served on 127.0.0.1 and the browser may reach nothing else
+(a dead loopback proxy plus a route that aborts and records any other request),
+so the book must read offline: MathJax, fonts and scripts come from the build.
+Each page is opened once; the tests below check what was recorded. A full-page
+screenshot of each page is saved to ``_build/screenshots/`` for review.
+
+Needs Chromium (Debian's ``chromium`` package; ``.ci/run`` installs it) and the
+``playwright`` Python package, which drives that browser (``playwright install``
+is never needed).
+"""
+
+import functools
+import html.parser
+import json
+import http.server
+import re
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "_build" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+    # Anything not sent to loopback goes to a proxy that is not there.
+    "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1",
+]
+LOOPBACK = "127.0.0.1"
+
+pytestmark = pytest.mark.book
+
+
+def _config():
+    return yaml.safe_load((REPO / "_config.yml").read_text())
+
+
+def _toc_pages():
+    """Docnames of the book in reading order: the root, then the chapters."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for entry in toc.get("chapters", []):
+        pages.append(entry["file"])
+    for part in toc.get("parts", []):
+        pages.extend(entry["file"] for entry in part["chapters"])
+    return [str(Path(p).with_suffix("")) for p in pages]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    assert built_book.returncode == 0, f"the book did not build:\n{built_book.log[-3000:]}"
+    handler = functools.partial(_QuietHandler, directory=str(built_book.html))
+    httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://{LOOPBACK}:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+# Run in the page once it has loaded: everything the tests look at.
+COLLECT_JS = r"""
+async () => {
+  // Lazy images load only near the viewport: make every image load now.
+  const imgs = Array.from(document.images);
+  imgs.forEach(img => { img.loading = 'eager'; });
+  await Promise.all(imgs.map(img => img.complete ? null : new Promise(done => {
+    img.addEventListener('load', done); img.addEventListener('error', done);
+    setTimeout(done, 10000);
+  })));
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  await document.fonts.ready;
+
+  const visible = el => el.getClientRects().length > 0
+      && getComputedStyle(el).visibility !== 'hidden';
+  const SKIP = 'pre, code, kbd, samp, script, style, noscript, template, textarea, '
+      + 'mjx-container, .highlight';
+  const prose = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (parent && !parent.closest(SKIP)) prose.push(node.data);
+  }
+  const cells = Array.from(document.querySelectorAll('div.cell')).map(cell => {
+    const out = cell.querySelector(':scope > .cell_output');
+    return {
+      has_output: !!out && (out.textContent.trim() !== ''
+          || out.querySelector('img, svg, canvas, table') !== null),
+      visible: !!out && visible(out) && out.getBoundingClientRect().height > 0,
+      toggled: !!cell.closest('details') || cell.classList.contains('tag_hide-output')
+          || cell.classList.contains('tag_hide-cell'),
+    };
+  });
+  const sidebar = Array.from(document.querySelectorAll('nav.bd-docs-nav a'))
+      .map(a => a.href);
+  const brand = document.querySelector('a.navbar-brand');
+  const next = document.querySelector('a.right-next');
+  const box = document.querySelector('.exercise-links');
+  return {
+    url: location.href,
+    title: document.title,
+    images: imgs.map(img => ({src: img.currentSrc || img.src, width: img.naturalWidth})),
+    math: document.querySelectorAll('.math').length,
+    math_typeset: Array.from(document.querySelectorAll('.math'))
+        .filter(el => el.querySelector('mjx-container')).length,
+    math_errors: Array.from(document.querySelectorAll('mjx-merror'))
+        .map(el => el.getAttribute('data-mjx-error') || el.textContent),
+    mathjax_loaded: !!(window.MathJax && MathJax.startup),
+    prose: prose.join(' '),
+    cells: cells,
+    links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+    sidebar: sidebar.concat(brand ? [brand.href] : []),
+    next: next ? next.href : null,
+    exercise: box ? {
+      downloads: Array.from(box.querySelectorAll('a.download')).map(a => a.href),
+      launches: Array.from(box.querySelectorAll('a.reference.external')).map(a => a.href),
+      visible: visible(box),
+    } : null,
+  };
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def visits(built_book, server):
+    """Open every page of the build once; return {page path: what was seen}."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout, sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    assert Path(chromium).exists(), (
+        "Chromium is needed for the browser test: apt-get install chromium "
+        "(.ci/run does this)")
+    # Pages, not the theme's template fragments in _static/ (nor _sources/, _downloads/).
+    pages = sorted(p.relative_to(built_book.html).as_posix()
+                   for p in built_book.html.rglob("*.html")
+                   if not p.relative_to(built_book.html).parts[0].startswith("_"))
+    if SCREENSHOTS.exists():
+        for old in SCREENSHOTS.glob("*.png"):
+            old.unlink()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    results = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(30_000)
+        current = {}
+
+        def route(route_):
+            url = route_.request.url
+            if urlsplit(url).hostname == LOOPBACK or url.startswith(("data:", "blob:")):
+                route_.continue_()
+            else:
+                current["remote"].append(url)
+                route_.abort("blockedbyclient")
+
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("console", lambda msg: msg.type == "error" and current["errors"].append(
+            f"console: {msg.text} ({msg.location.get('url')})"))
+        page.on("pageerror", lambda exc: current["errors"].append(f"uncaught: {exc}"))
+        page.on("response", lambda r: r.status >= 400 and current["errors"].append(
+            f"HTTP {r.status}: {r.url}"))
+        page.on("requestfailed", lambda r: urlsplit(r.url).hostname == LOOPBACK
+                and current["errors"].append(f"request failed: {r.url} {r.failure}"))
+
+        for rel in pages:
+            current.update(errors=[], remote=[])
+            page.goto(server + rel, wait_until="load")
+            if rel == "index.html":  # a redirect to the root page
+                page.wait_for_url(lambda url: not url.endswith("/index.html"))
+                page.wait_for_load_state("load")
+            seen = page.evaluate(COLLECT_JS)
+            name = re.sub(r"[^A-Za-z0-9_.-]", "-", rel.removesuffix(".html"))
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+            seen.update(errors=list(current["errors"]), remote=list(current["remote"]))
+            results[rel] = seen
+
+        # The search page is the one place that builds its content in the browser.
+        current.update(errors=[], remote=[])
+        page.goto(server + "search.html?q=kernel", wait_until="load")
+        try:
+            page.wait_for_selector("#search-results ul.search li", timeout=20_000)
+        except PlaywrightTimeout:
+            pass  # no hits: test_search_works_offline says so
+        results["search.html?q=kernel"] = {
+            "hits": page.locator("#search-results ul.search li").count(),
+            "errors": list(current["errors"]), "remote": list(current["remote"])}
+        browser.close()
+    return results
+
+
+def _ids(path):
+    """All element ids (and <a name>s) in a static HTML file."""
+    found = set()
+
+    class Parser(html.parser.HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if attrs.get("id"):
+                found.add(attrs["id"])
+            if tag == "a" and attrs.get("name"):
+                found.add(attrs["name"])
+
+    Parser().feed(path.read_text(encoding="utf-8", errors="replace"))
+    return found
+
+
+def _local_path(html_dir, server, url):
+    """The file in the build that a loopback URL names (None for other sites)."""
+    if not url.startswith(server):
+        return None
+    path = unquote(urlsplit(url).path).lstrip("/")
+    target = html_dir / path
+    return target / "index.html" if target.is_dir() or path == "" else target
+
+
+def _page_ids(visits):
+    return sorted(k for k in visits if k.endswith(".html"))
+
+
+def test_every_page_loads_without_console_errors(visits):
+    problems = {page: seen["errors"] for page, seen in visits.items() if seen["errors"]}
+    assert not problems, f"browser errors by page: {problems}"
+
+
+def test_pages_reach_nothing_but_the_local_server(visits):
+    blocked = {page: seen["remote"] for page, seen in visits.items() if seen["remote"]}
+    assert not blocked, f"pages asked the network for: {blocked}"
+
+
+class _RemoteRefs(html.parser.HTMLParser):
+    """Collect the remote resources an HTML file would load."""
+    LOADING = {("script", "src"), ("img", "src"), ("iframe", "src"), ("source", "src"),
+               ("audio", "src"), ("video", "src"), ("embed", "src"), ("object", "data")}
+    LINK_RELS = {"stylesheet", "preload", "modulepreload", "prefetch", "icon",
+                 "shortcut", "manifest", "apple-touch-icon"}
+
+    def __init__(self):
+        super().__init__()
+        self.remote = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for (t, attr) in self.LOADING:
+            if tag == t and _is_remote(attrs.get(attr)):
+                self.remote.append(f"<{tag} {attr}={attrs[attr]}>")
+        rels = set((attrs.get("rel") or "").lower().split())
+        if tag == "link" and rels & self.LINK_RELS and _is_remote(attrs.get("href")):
+            self.remote.append(f"<link rel={attrs['rel']} href={attrs['href']}>")
+
+
+def _is_remote(url):
+    return bool(url) and re.match(r"\s*(https?:)?//", url) is not None
+
+
+def test_no_built_file_references_a_remote_script_stylesheet_or_font(built_book):
+    remote = {}
+    for page in built_book.html.rglob("*.html"):
+        if page.relative_to(built_book.html).parts[0] == "_static":
+            continue  # the theme's template fragments, never served as pages
+        parser = _RemoteRefs()
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+        if parser.remote:
+            remote[page.relative_to(built_book.html).as_posix()] = parser.remote
+    css_remote = re.compile(r"""(url\(\s*['"]?|@import\s+['"])\s*(https?:)?//""")
+    for css in built_book.html.rglob("*.css"):
+        hits = [m.group(0) for m in css_remote.finditer(css.read_text(errors="replace"))]
+        if hits:
+            remote[css.relative_to(built_book.html).as_posix()] = hits
+    assert not remote, f"remote scripts/stylesheets/fonts (the book must read offline): {remote}"
+
+
+def test_mathjax_is_served_from_the_build(built_book):
+    scripts = set()
+    for page in built_book.html.rglob("*.html"):
+        scripts.update(re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', page.read_text()))
+    assert scripts, "no page loads MathJax, though chapters have math"
+    for src in scripts:
+        assert not _is_remote(src), src
+
+
+def test_every_image_loads(visits):
+    broken = {page: [img["src"] for img in seen["images"] if img["width"] == 0]
+              for page, seen in visits.items() if "images" in seen}
+    broken = {page: srcs for page, srcs in broken.items() if srcs}
+    assert not broken, f"images that did not load: {broken}"
+
+
+def test_chapters_have_figures(visits):
+    """At least one page shows an executed figure (guards the image check itself)."""
+    figures = [img for seen in visits.values() for img in seen.get("images", [])
+               if "/_images/" in img["src"]]
+    assert figures, "no page shows a figure from the executed notebooks"
+
+
+def test_math_is_typeset(visits):
+    problems = {}
+    for page in _page_ids(visits):
+        seen = visits[page]
+        issues = []
+        if seen["math"] and not seen["mathjax_loaded"]:
+            issues.append(f"{seen['math']} formulas but MathJax did not load")
+        if seen["math_typeset"] != seen["math"]:
+            issues.append(f"{seen['math'] - seen['math_typeset']} of {seen['math']} "
+                          f"formulas not typeset")
+        if seen["math_errors"]:
+            issues.append(f"MathJax errors: {seen['math_errors']}")
+        raw = re.findall(r".{0,30}(?:\$|\\\(|\\\)|\\\[|\\\]|\\begin\{).{0,30}", seen["prose"])
+        if raw:
+            issues.append(f"raw TeX in the text: {raw[:5]}")
+        if issues:
+            problems[page] = issues
+    assert not problems, problems
+    assert any(visits[p]["math"] for p in _page_ids(visits)), "no page has math at all"
+
+
+def test_code_cells_show_their_outputs(built_book, visits):
+    executed = built_book.html.parent / "jupyter_execute"
+    problems = {}
+    for docname in _toc_pages():
+        seen = visits[f"{docname}.html"]
+        notebook = executed / f"{docname}.ipynb"
+        assert notebook.exists(), f"executed notebook {notebook} not found"
+        cells = [c for c in json.loads(notebook.read_text())["cells"]
+                 if c["cell_type"] == "code"
+                 and "remove-cell" not in c.get("metadata", {}).get("tags", [])]
+        if len(cells) != len(seen["cells"]):
+            problems[docname] = (f"{len(cells)} code cells in the notebook, "
+                                 f"{len(seen['cells'])} on the page")
+            continue
+        for number, (cell, shown) in enumerate(zip(cells, seen["cells"]), start=1):
+            tags = cell.get("metadata", {}).get("tags", [])
+            expected = bool(cell.get("outputs")) and "remove-output" not in tags
+            if expected and not shown["has_output"]:
+                problems.setdefault(docname, []).append(f"code cell {number}: output missing")
+            elif expected and not (shown["visible"] or shown["toggled"]):
+                problems.setdefault(docname, []).append(f"code cell {number}: output hidden")
+    assert not problems, problems
+    assert any(visits[f"{d}.html"]["cells"] for d in _toc_pages()), "no code cells anywhere"
+
+
+def test_navigation_reaches_every_chapter(server, visits):
+    expected = [f"{server}{docname}.html" for docname in _toc_pages()]
+    # The sidebar of every page lists every chapter ...
+    for docname in _toc_pages():
+        sidebar = {link.split("#")[0] for link in visits[f"{docname}.html"]["sidebar"]}
+        missing = [url for url in expected if url not in sidebar]
+        assert not missing, f"sidebar of {docname} lacks {missing}"
+    # ... the landing page is the root chapter ...
+    assert visits["index.html"]["url"] == expected[0]
+    # ... and "next" leads from the first chapter through all of them in order.
+    chain, url = [], expected[0]
+    while url and url not in chain:
+        chain.append(url)
+        url = visits[url.removeprefix(server)]["next"]
+        url = url.split("#")[0] if url else None
+    assert chain == expected, f"'next' links visit {chain}, the table of contents has {expected}"
+
+
+def test_no_internal_link_is_broken(built_book, server, visits):
+    ids_cache = {}
+    broken = {}
+    for page in _page_ids(visits):
+        for link in visits[page]["links"]:
+            target = _local_path(built_book.html, server, link)
+            if target is None:
+                continue
+            fragment = unquote(urlsplit(link).fragment)
+            if not target.is_file():
+                broken.setdefault(page, []).append(f"{link} (no such file)")
+            elif fragment and target.suffix == ".html":
+                if target not in ids_cache:
+                    ids_cache[target] = _ids(target)
+                if fragment not in ids_cache[target]:
+                    broken.setdefault(page, []).append(f"{link} (no #{fragment})")
+    assert not broken, f"broken links by page: {broken}"
+
+
+def test_chapters_link_to_their_exercise_notebooks(built_book, server, visits):
+    config = _config()
+    mapping = config["sphinx"]["config"]["exercise_notebooks"]
+    repo_url = config["repository"]["url"].rstrip("/")
+    org_repo = "/".join(urlsplit(repo_url).path.strip("/").split("/")[-2:])
+    hubs = {k: v.rstrip("/") for k, v in config.get("launch_buttons", {}).items()
+            if k in ("binderhub_url", "jupyterhub_url") and v}
+    assert hubs, "no launch button configured in _config.yml launch_buttons"
+    for docname in _toc_pages():
+        box = visits[f"{docname}.html"]["exercise"]
+        if docname not in mapping:
+            assert box is None, f"{docname} has an exercise box but no assignment"
+            continue
+        assignment = mapping[docname]
+        source = REPO / "exercises" / assignment / f"{assignment}.ipynb"
+        assert box and box["visible"], f"{docname}: no visible exercise box"
+        assert len(box["downloads"]) == 1, f"{docname}: downloads {box['downloads']}"
+        served = _local_path(built_book.html, server, box["downloads"][0])
+        assert served.name == source.name
+        assert served.read_bytes() == source.read_bytes(), (
+            f"{docname}: the downloadable notebook differs from {source}")
+        path = f"exercises/{assignment}/{assignment}.ipynb"
+        assert len(box["launches"]) == len(hubs), f"{docname}: {box['launches']}"
+        for key, hub in hubs.items():
+            matching = [u for u in box["launches"] if u.startswith(hub + "/")]
+            assert len(matching) == 1, f"{docname}: no link to {key} {hub}"
+            assert path in unquote(matching[0]), matching[0]
+            assert org_repo in unquote(matching[0]), matching[0]
+
+
+def test_search_works_offline(visits):
+    search = visits["search.html?q=kernel"]
+    assert search["hits"] > 0
+    assert not search["errors"] and not search["remote"], search
