@@ -148,10 +148,11 @@ def visits(built_book, server):
     pages = sorted(p.relative_to(built_book.html).as_posix()
                    for p in built_book.html.rglob("*.html")
                    if not p.relative_to(built_book.html).parts[0].startswith("_"))
-    if SCREENSHOTS.exists():
-        for old in SCREENSHOTS.glob("*.png"):
-            old.unlink()
+    shot_names = {rel: re.sub(r"[^A-Za-z0-9_.-]", "-", rel.removesuffix(".html")) + ".png"
+                  for rel in pages}
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for stale in set(SCREENSHOTS.glob("*.png")) - {SCREENSHOTS / n for n in shot_names.values()}:
+        stale.unlink(missing_ok=True)  # a page that no longer exists
 
     results = {}
     with sync_playwright() as pw:
@@ -185,8 +186,7 @@ def visits(built_book, server):
                 page.wait_for_url(lambda url: not url.endswith("/index.html"))
                 page.wait_for_load_state("load")
             seen = page.evaluate(COLLECT_JS)
-            name = re.sub(r"[^A-Za-z0-9_.-]", "-", rel.removesuffix(".html"))
-            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+            page.screenshot(path=str(SCREENSHOTS / shot_names[rel]), full_page=True)
             seen.update(errors=list(current["errors"]), remote=list(current["remote"]))
             results[rel] = seen
 
