@@ -8,6 +8,7 @@ tests/submissions/<assignment>/ (the score and failing cells in its expected.jso
 autograde, generate feedback and export grades, as an instructor would.
 """
 
+import concurrent.futures
 import html
 import json
 import os
@@ -34,6 +35,8 @@ def expected_cases(assignment):
 
 
 CASES = [(a, case) for a in ASSIGNMENTS for case in sorted(expected_cases(a))]
+# The assignment whose first corpus case is handed in twice (once is enough to show determinism).
+TWICE = next((a for a in ASSIGNMENTS if expected_cases(a)), None)
 
 
 def nbgrader(*args, cwd):
@@ -62,33 +65,60 @@ def autograded_points(notebook):
     )
 
 
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    """A temporary course: release, submissions, autograde, feedback and export, run once."""
-    root = tmp_path_factory.mktemp("course")
+def build_course(root, assignment):
+    """Release, hand in, autograde, give feedback and export one assignment in the course ``root``."""
     shutil.copy(ROOT / "nbgrader_config.py", root)
-    shutil.copytree(ROOT / "solutions", root / "solutions")
-    for assignment in ASSIGNMENTS:
-        nbgrader("generate_assignment", assignment, "--force", cwd=root)
-    for assignment in ASSIGNMENTS:
-        name = notebook_name(assignment)
-        submissions = {
-            SOLUTION: root / "solutions" / assignment / name,
-            UNTOUCHED: root / "exercises" / assignment / name,
-        }
-        cases = sorted(expected_cases(assignment))
-        assert not {SOLUTION, UNTOUCHED, AGAIN} & set(cases), "corpus case names clash with the fixed students"
-        submissions.update({case: CORPUS / assignment / f"{case}.ipynb" for case in cases})
-        if cases:  # the same notebook handed in twice must get the same grade and feedback
-            submissions[AGAIN] = CORPUS / assignment / f"{cases[0]}.ipynb"
-        for student, source in submissions.items():
-            folder = root / "submitted" / student / assignment
-            folder.mkdir(parents=True)
-            shutil.copy(source, folder / name)
-        nbgrader("autograde", assignment, cwd=root)
-        nbgrader("generate_feedback", assignment, cwd=root)
+    shutil.copytree(ROOT / "solutions" / assignment, root / "solutions" / assignment)
+    nbgrader("generate_assignment", assignment, "--force", cwd=root)
+    name = notebook_name(assignment)
+    submissions = {
+        SOLUTION: root / "solutions" / assignment / name,
+        UNTOUCHED: root / "exercises" / assignment / name,
+    }
+    cases = sorted(expected_cases(assignment))
+    assert not {SOLUTION, UNTOUCHED, AGAIN} & set(cases), "corpus case names clash with the fixed students"
+    submissions.update({case: CORPUS / assignment / f"{case}.ipynb" for case in cases})
+    if assignment == TWICE:  # the same notebook handed in twice must get the same grade and feedback
+        submissions[AGAIN] = CORPUS / assignment / f"{cases[0]}.ipynb"
+    for student, source in submissions.items():
+        folder = root / "submitted" / student / assignment
+        folder.mkdir(parents=True)
+        shutil.copy(source, folder / name)
+    nbgrader("autograde", assignment, cwd=root)
+    nbgrader("generate_feedback", assignment, cwd=root)
     nbgrader("export", cwd=root)
     return root
+
+
+@pytest.fixture(scope="session")
+def course(request, tmp_path_factory):
+    """``course(assignment)``: the folder of a temporary course where that assignment went through
+    the whole round trip. On first use, every assignment that the selected tests need is built,
+    one course per assignment, as many at a time as there are CPUs (``-k`` on one assignment
+    builds only that one)."""
+    needed = set()
+    for item in request.session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.module.__name__ == __name__ and "assignment" in params:
+            needed.add(params["assignment"])
+    built = {}  # assignment -> course folder, or the exception its round trip raised
+
+    def build(assignment):
+        try:
+            return build_course(tmp_path_factory.mktemp(assignment), assignment)
+        except Exception as error:  # reported by the tests of that assignment only
+            return error
+
+    def get(assignment):
+        if assignment not in built:
+            todo = sorted(needed - set(built) | {assignment})
+            with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
+                built.update(zip(todo, pool.map(build, todo)))
+        if isinstance(built[assignment], Exception):
+            raise built[assignment]
+        return built[assignment]
+
+    return get
 
 
 def scores(root, assignment, student):
@@ -115,7 +145,7 @@ def errors(notebook_path):
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                found[grade_id] = f"{output['ename']}: {output['evalue']}"
+                found[grade_id] = output["evalue"]
     return found
 
 
@@ -150,7 +180,7 @@ def test_every_release_has_a_source():
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_exercises_are_exactly_what_nbgrader_generates(course, assignment):
-    generated, committed = course / "exercises" / assignment, ROOT / "exercises" / assignment
+    generated, committed = course(assignment) / "exercises" / assignment, ROOT / "exercises" / assignment
     files = sorted(p.relative_to(generated) for p in generated.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
     for path in files:
@@ -162,16 +192,19 @@ def test_exercises_are_exactly_what_nbgrader_generates(course, assignment):
 # --- validation ---------------------------------------------------------------------------
 
 
-def test_every_solution_passes_nbgrader_validate(course):
-    paths = [str(course / "solutions" / a / notebook_name(a)) for a in ASSIGNMENTS]
-    output = nbgrader("validate", *paths, cwd=course)
-    assert output.count("Success! Your notebook passes all the tests.") == len(paths), output
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_passes_nbgrader_validate(course, assignment):
+    root = course(assignment)
+    output = nbgrader("validate", str(root / "solutions" / assignment / notebook_name(assignment)), cwd=root)
+    assert "Success! Your notebook passes all the tests." in output, output
 
 
-def test_every_release_fails_nbgrader_validate_invert(course):
-    paths = [str(course / "exercises" / a / notebook_name(a)) for a in ASSIGNMENTS]
-    output = nbgrader("validate", "--invert", *paths, cwd=course)
-    assert output.count("Success! The notebook does not pass any tests.") == len(paths), output
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_fails_nbgrader_validate_invert(course, assignment):
+    root = course(assignment)
+    output = nbgrader("validate", "--invert", str(root / "exercises" / assignment / notebook_name(assignment)),
+                      cwd=root)
+    assert "Success! The notebook does not pass any tests." in output, output
 
 
 # --- autograde ----------------------------------------------------------------------------
@@ -179,7 +212,7 @@ def test_every_release_fails_nbgrader_validate_invert(course):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_handed_in_gets_full_marks(course, assignment):
-    auto, manual = scores(course, assignment, SOLUTION)
+    auto, manual = scores(course(assignment), assignment, SOLUTION)
     source = nbformat.read(ROOT / "solutions" / assignment / notebook_name(assignment), as_version=4)
     assert auto and all(score == maximum for score, maximum in auto.values()), auto
     assert sum(maximum for _, maximum in auto.values()) == autograded_points(source)
@@ -188,7 +221,7 @@ def test_solution_handed_in_gets_full_marks(course, assignment):
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_untouched_release_gets_zero(course, assignment):
-    auto, manual = scores(course, assignment, UNTOUCHED)
+    auto, manual = scores(course(assignment), assignment, UNTOUCHED)
     assert auto and all(score == 0 for score, _ in auto.values()), auto
     assert not any(manual.values()), "unanswered written answers need no manual grading"
 
@@ -196,38 +229,42 @@ def test_untouched_release_gets_zero(course, assignment):
 @pytest.mark.parametrize("assignment, case", CASES)
 def test_corpus_submission_scores_what_it_does_right(course, assignment, case):
     expected = expected_cases(assignment)[case]
-    auto, _ = scores(course, assignment, case)
+    root = course(assignment)
+    auto, _ = scores(root, assignment, case)
     failing = sorted(name for name, (score, maximum) in auto.items() if score < maximum)
     assert failing == sorted(expected["failing"])
     assert sum(score for score, _ in auto.values()) == pytest.approx(expected["score"])
     # The feedback names each failing part and says what went wrong.
-    feedback = (course / "feedback" / case / assignment / notebook_name(assignment).replace(".ipynb", ".html"))
+    feedback = (root / "feedback" / case / assignment / notebook_name(assignment).replace(".ipynb", ".html"))
     page = feedback.read_text()
-    raised = errors(course / "autograded" / case / assignment / notebook_name(assignment))
+    raised = errors(root / "autograded" / case / assignment / notebook_name(assignment))
     for grade_id in expected["failing"]:
         assert f'id="{grade_id}"' in page or f"#{grade_id}" in page
         assert grade_id in raised, f"{grade_id} lost points without an error message"
-        message = raised[grade_id].splitlines()[0][:80]
+        message = raised[grade_id].splitlines()[0][:100]
         assert html.escape(message, quote=False) in page or html.escape(message) in page, message
 
 
-@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if expected_cases(a)])
-def test_grading_twice_gives_the_same_grade_and_feedback(course, assignment):
-    first = sorted(expected_cases(assignment))[0]
-    assert scores(course, assignment, AGAIN) == scores(course, assignment, first)
+@pytest.mark.skipif(TWICE is None, reason="no corpus of wrong submissions yet")
+def test_grading_twice_gives_the_same_grade_and_feedback(course):
+    assignment = TWICE
+    root, first = course(assignment), sorted(expected_cases(assignment))[0]
+    assert scores(root, assignment, AGAIN) == scores(root, assignment, first)
     name = notebook_name(assignment)
-    assert outputs(course / "autograded" / AGAIN / assignment / name) == outputs(
-        course / "autograded" / first / assignment / name
+    assert outputs(root / "autograded" / AGAIN / assignment / name) == outputs(
+        root / "autograded" / first / assignment / name
     )
 
 
-def test_feedback_and_export_cover_every_submission(course):
-    submitted = sorted(p.relative_to(course / "submitted") for p in (course / "submitted").glob("*/*"))
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_and_export_cover_every_submission(course, assignment):
+    root = course(assignment)
+    submitted = sorted(p.relative_to(root / "submitted") for p in (root / "submitted").glob("*/*"))
     for student_assignment in submitted:
         student, assignment = student_assignment.parts
-        html_path = course / "feedback" / student / assignment / notebook_name(assignment).replace(".ipynb", ".html")
+        html_path = root / "feedback" / student / assignment / notebook_name(assignment).replace(".ipynb", ".html")
         assert html_path.stat().st_size > 0
-    rows = (course / "grades.csv").read_text().splitlines()
+    rows = (root / "grades.csv").read_text().splitlines()
     header = rows[0].split(",")
     exported = {
         (row["student_id"], row["assignment"])
