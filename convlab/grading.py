@@ -73,18 +73,19 @@ def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4):
 
     Values are compared in float64, so a float64 result of a float32 problem passes.
     """
+    __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
     if not isinstance(got, torch.Tensor):
-        raise AssertionError(f"expected a torch.Tensor, got {_type_name(got)} for {case}")
+        _fail(f"expected a torch.Tensor, got {_type_name(got)} for {case}")
     if tuple(got.shape) != tuple(expected.shape):
-        raise AssertionError(f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)} for {case}")
+        _fail(f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)} for {case}")
     if got.is_complex() or not (got.is_floating_point() or got.dtype in _INTEGER_DTYPES):
-        raise AssertionError(f"expected a real-valued tensor, got dtype {got.dtype} for {case}")
+        _fail(f"expected a real-valued tensor, got dtype {got.dtype} for {case}")
     a, b = got.detach().to(torch.float64), expected.detach().to(torch.float64)
     bad = ~torch.isclose(a, b, atol=atol, rtol=rtol, equal_nan=False)
     if bad.any():
         index = tuple(int(i) for i in bad.nonzero()[0])
         error = (a - b).abs().nan_to_num(nan=float("inf")).max().item()
-        raise AssertionError(
+        _fail(
             f"wrong values for {case}: at {index} expected {b[index].item():.6g}, "
             f"got {a[index].item():.6g} (max abs error {error:.3g})"
         )
@@ -98,14 +99,15 @@ def check_equal(got, expected, *, case):
     ...
     AssertionError: expected a tuple of 2 ints, got (2.0, 2.0) for input (8, 8)
     """
+    __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
     try:
         values = tuple(operator.index(v) for v in got)
     except TypeError:
         values = None
     if values is None or len(values) != len(expected):
-        raise AssertionError(f"expected a tuple of {len(expected)} ints, got {got!r} for {case}")
+        _fail(f"expected a tuple of {len(expected)} ints, got {got!r} for {case}")
     if values != tuple(expected):
-        raise AssertionError(f"expected {tuple(expected)}, got {values} for {case}")
+        _fail(f"expected {tuple(expected)}, got {values} for {case}")
 
 
 def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), atol=1e-5,
@@ -131,6 +133,7 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
     Each case checks, in order: the call does not raise, does not delegate, does
     not modify its inputs in place, and returns the reference result.
     """
+    __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
     name = name or getattr(student_fn, "__name__", "your function")
     for kwargs in cases:
         case = describe(**kwargs)
@@ -144,7 +147,7 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
             if isinstance(old, torch.Tensor) and not (
                 old.shape == new.shape and torch.equal(old, new.detach())
             ):
-                raise AssertionError(
+                _fail(
                     f"{name} modified its input {key} in place for {case}; work on a copy "
                     f"(e.g. {key}.clone()) or build a new tensor"
                 )
@@ -169,6 +172,7 @@ def check_no_delegation(fn, *args, forbidden=DELEGATION, substitute=None, name=N
     ...
     AssertionError: corr2d calls torch conv2d; this part asks you to compute it yourself (explicit loops, no convolution or unfold from torch, no convlab), so it earns no points
     """
+    __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
     name = name or getattr(fn, "__name__", "your function")
     where = f" for {case}" if case else ""
     watch = _Watch(forbidden)
@@ -179,9 +183,9 @@ def check_no_delegation(fn, *args, forbidden=DELEGATION, substitute=None, name=N
             if watch.found:
                 pass  # the delegation is the message worth reading
             else:
-                raise AssertionError(f"{name} raised {type(error).__name__}: {error}{where}") from error
+                _fail(f"{name} raised {type(error).__name__}: {error}{where}", cause=error)
     if watch.found:
-        raise AssertionError(
+        _fail(
             f"{name} calls {watch.found[0]}{where}; this part asks you to compute it yourself "
             "(explicit loops, no convolution or unfold from torch, no convlab), so it earns no points"
         )
@@ -220,6 +224,7 @@ def check_few_calls(fn, kwargs, *, at_most, positional=("X", "K"), substitute=No
     ...
     AssertionError: per_pixel made 15 torch calls for X 3x3; at most 5 are allowed; vectorize it
     """
+    __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
     name = name or getattr(fn, "__name__", "your function")
     case = describe(**kwargs)
     args, options = _call_args(kwargs, positional, clone=True)
@@ -228,11 +233,11 @@ def check_few_calls(fn, kwargs, *, at_most, positional=("X", "K"), substitute=No
         try:
             fn(*args, **options)
         except Exception as error:
-            raise AssertionError(f"{name} raised {type(error).__name__}: {error} for {case}") from error
+            _fail(f"{name} raised {type(error).__name__}: {error} for {case}", cause=error)
     if watch.found:
-        raise AssertionError(f"{name} calls {watch.found[0]} for {case}, so this part earns no points")
+        _fail(f"{name} calls {watch.found[0]} for {case}, so this part earns no points")
     if watch.calls > at_most:
-        raise AssertionError(f"{name} made {watch.calls} torch calls for {case}; at most {at_most} are allowed{hint}")
+        _fail(f"{name} made {watch.calls} torch calls for {case}; at most {at_most} are allowed{hint}")
 
 
 def random_tensor(generator, *shape, dtype=torch.float32):
@@ -294,6 +299,11 @@ def random_cases(seed, n=8, *, padding=False, stride=False, max_size=9):
 # --- machinery -------------------------------------------------------------------------
 
 _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def _fail(message, cause=None):
+    """Raise the AssertionError a student reads (the only grading frame left in the traceback)."""
+    raise AssertionError(message) from cause
 
 
 def _type_name(value):
