@@ -26,16 +26,27 @@ def failure_rates(results):
 
 
 def totals(results):
-    """student -> (score, max_score) from the automatic scores."""
+    """student -> (automatic score, automatic points available); written answers excluded."""
     out = {}
     for student, res in results.items():
         score = maximum = 0.0
         for nb in res.get("notebooks", {}).values():
             for cell in nb["cells"].values():
-                score += cell["auto_score"] or 0.0
-                maximum += cell["max_score"]
+                if not cell["needs_manual_grade"] or cell["cell_type"] == "code":
+                    score += cell["auto_score"] or 0.0
+                    maximum += cell["max_score"] if cell["cell_type"] == "code" else 0.0
         out[student] = (score, maximum)
     return out
+
+
+def manual_pending(results):
+    """(cells awaiting manual grading, their points per submission) - written answers."""
+    cells = {(nb_name, gid): cell["max_score"] for res in results.values()
+             for nb_name, nb in res.get("notebooks", {}).items()
+             for gid, cell in nb["cells"].items() if cell["needs_manual_grade"]}
+    count = sum(1 for res in results.values() for nb in res.get("notebooks", {}).values()
+                for cell in nb["cells"].values() if cell["needs_manual_grade"])
+    return count, sum(cells.values())
 
 
 def histogram(scores, maximum, path, title):
@@ -43,9 +54,15 @@ def histogram(scores, maximum, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
-    bins = max(1, min(20, int(maximum) + 1)) if maximum else 10
-    ax.hist(scores, bins=bins, range=(0, max(maximum, 1e-9)), color="#4c72b0", edgecolor="white")
-    ax.set_xlabel(f"automatic score (of {maximum:g})")
+    from matplotlib.ticker import MaxNLocator
+    if maximum and maximum <= 40:   # one bar per point
+        edges = [k - 0.5 for k in range(int(maximum) + 2)]
+    else:
+        edges = 20
+    ax.hist(scores, bins=edges, range=(0, max(maximum, 1e-9)), color="#4c72b0", edgecolor="white")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(f"automatic score (of {maximum:g} automatic points)")
     ax.set_ylabel("submissions")
     ax.set_title(title)
     fig.tight_layout()
@@ -65,11 +82,14 @@ def write_report(result, assignment, out):
     attention = result.needs_attention
     mean = sum(scores) / len(scores) if scores else 0.0
     median = sorted(scores)[len(scores) // 2] if scores else 0.0
+    pending, pending_points = manual_pending(result.results)
+    manual = (f" {pending} answers ({pending_points:g} points per submission) await grading by hand "
+              "in formgrader; they are not in these scores." if pending else "")
 
     md = [f"# Class report: {assignment}", "",
           f"{len(result.results)} submissions graded in {result.wall_seconds:.0f} s; "
           f"automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}. "
-          f"Gradebook: `{result.db_url.split('@')[-1]}`.", "",
+          f"Gradebook: `{result.db_url.split('@')[-1]}`.{manual}", "",
           "![score distribution](score_distribution.png)", "",
           "## Tests students fail most", "",
           "| notebook | test | points | failed | rate |", "|---|---|---:|---:|---:|"]
@@ -98,7 +118,7 @@ def write_report(result, assignment, out):
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em}}</style></head>
 <body><h1>Class report: {e(assignment)}</h1>
 <p>{len(result.results)} submissions graded in {result.wall_seconds:.0f} s;
-automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}.</p>
+automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}.{e(manual)}</p>
 <img src="score_distribution.png" alt="score distribution">
 <h2>Tests students fail most</h2>
 <table><tr><th>notebook</th><th>test</th><th>points</th><th>failed</th><th>rate</th></tr>{rows}</table>

@@ -64,7 +64,7 @@ def load_course_config(course):
     return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
 
 
-def _generate(course_config, source_dir, assignment, root, db_url):
+def _generate(course_config, source_dir, assignment, root, db_url, course_id=""):
     """nbgrader generate_assignment in a scratch course writing into ``db_url``."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
@@ -76,6 +76,7 @@ def _generate(course_config, source_dir, assignment, root, db_url):
     config.CourseDirectory.source_directory = "source"
     config.CourseDirectory.release_directory = "release"
     config.CourseDirectory.db_url = db_url
+    config.CourseDirectory.course_id = course_id
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     result = api.generate_assignment(assignment, force=True, create=True)
     if not result.get("success"):
@@ -84,9 +85,9 @@ def _generate(course_config, source_dir, assignment, root, db_url):
     return root / "release" / assignment
 
 
-def _has_assignment(db_url, assignment):
+def _has_assignment(db_url, assignment, course_id):
     from nbgrader.api import Gradebook, MissingEntry
-    with Gradebook(db_url) as gb:
+    with Gradebook(db_url, course_id) as gb:
         try:
             gb.find_assignment(assignment)
             return True
@@ -106,7 +107,6 @@ def collect(submissions, assignment, release_dir, tmp, regex=None):
             (d / assignment).is_dir() for d in submissions.iterdir() if d.is_dir()):
         return {d.name: d / assignment for d in sorted(submissions.iterdir())
                 if d.is_dir() and (d / assignment).is_dir()}
-    from nbgrader.apps.zipcollectapp import ZipCollectApp
     root = Path(tmp) / "zip_collect"
     archive = root / "downloaded" / assignment / "archive"
     archive.mkdir(parents=True)
@@ -115,17 +115,15 @@ def collect(submissions, assignment, release_dir, tmp, regex=None):
     else:
         shutil.copytree(submissions, archive, dirs_exist_ok=True)
     shutil.copytree(release_dir, root / "release" / assignment)
-    from traitlets.config import Config
-    config = Config()
-    config.CourseDirectory.root = str(root)
-    config.CourseDirectory.release_directory = "release"
-    config.FileNameCollectorPlugin.named_regexp = regex or DEFAULT_REGEX
-    config.ZipCollectApp.force = True
-    app = ZipCollectApp(config=config)
-    app.coursedir.assignment_id = assignment
-    app.init_plugins()
-    app.extract_archive_files()
-    app.process_extracted_files()
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "zip_collect", assignment, "--force",
+         f"--CourseDirectory.root={root}", "--CourseDirectory.release_directory=release",
+         f"--FileNameCollectorPlugin.named_regexp={regex or DEFAULT_REGEX}"],
+        cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("nbgrader zip_collect failed:\n" + proc.stderr[-3000:])
     out = root / "submitted"
     return {d.name: d / assignment for d in sorted(out.iterdir())} if out.is_dir() else {}
 
@@ -261,10 +259,10 @@ def _describe_cell(job, digest):
     return "a cell"
 
 
-def merge(db_url, assignment, student, result):
+def merge(db_url, assignment, student, result, course_id=""):
     """Write one graded submission into the real gradebook (the only writer)."""
     from nbgrader.api import Gradebook
-    with Gradebook(db_url) as gb:
+    with Gradebook(db_url, course_id) as gb:
         gb.update_or_create_student(student)
         gb.update_or_create_submission(assignment, student)
         for nb_name, nb in result.get("notebooks", {}).items():
@@ -280,12 +278,12 @@ def merge(db_url, assignment, student, result):
         gb.db.commit()
 
 
-def export_csv(db_url, path):
+def export_csv(db_url, path, course_id=""):
     from nbgrader.api import Gradebook
     from nbgrader.plugins.export import CsvExportPlugin
     plugin = CsvExportPlugin()
     plugin.to = str(path)
-    with Gradebook(db_url) as gb:
+    with Gradebook(db_url, course_id) as gb:
         plugin.export(gb)
 
 
@@ -315,12 +313,16 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
         raise FileNotFoundError(f"no source for assignment {assignment!r}: {source_dir} does not exist")
     db_url = db_url or f"sqlite:///{out / 'gradebook.db'}"
     workers = max(1, int(workers or os.cpu_count() or 1))
+    # nbgrader leaves course_id empty and creates no course row for it; PostgreSQL enforces
+    # the assignment -> course foreign key that sqlite ignores, so name a course there
+    course_id = config.CourseDirectory.get("course_id", "") or (
+        "" if db_url.startswith("sqlite") else "default_course")
     tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
     try:
         template_db = tmp / "template.db"
         release_dir = _generate(config, source_dir, assignment, tmp / "template", f"sqlite:///{template_db}")
-        if not _has_assignment(db_url, assignment):
-            _generate(config, source_dir, assignment, tmp / "main", db_url)
+        if not _has_assignment(db_url, assignment, course_id):
+            _generate(config, source_dir, assignment, tmp / "main", db_url, course_id)
         release = {p.name: nbformat.read(str(p), as_version=4)
                    for p in sorted(release_dir.glob("*.ipynb"))}
         students = collect(submissions, assignment, release_dir, tmp, regex)
@@ -339,7 +341,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
             student = job["student"]
             res.setdefault("flags", [])
             if res.get("status") == "ok":
-                merge(db_url, assignment, student, res)
+                merge(db_url, assignment, student, res, course_id)
                 for kind in ("autograded", "feedback"):
                     src = Path(res.get(kind, ""))
                     if src.is_dir():
@@ -358,7 +360,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
 
         _Runner(workers, wall).run(jobs, on_result)
         bar.close()
-        export_csv(db_url, out / "grades.csv")
+        export_csv(db_url, out / "grades.csv", course_id)
         result.wall_seconds = time.monotonic() - t_start
         (out / "results.json").write_text(json.dumps(
             {s: {k: v for k, v in r.items() if k not in ("starts",)} for s, r in result.results.items()},

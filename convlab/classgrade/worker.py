@@ -306,6 +306,7 @@ def grade_one(job):
     starts, refused, _ = kernel_log(private)
     for what in dict.fromkeys(refused):
         flags.append(f"refused: {what}")
+    flags[:] = list(dict.fromkeys(flags))
     out = dict(student=job["student"], flags=flags, starts=starts,
                timings=dict(prepare=t1 - t0, autograde=t2 - t1))
     if not result.get("success"):
@@ -327,6 +328,7 @@ def grade_one(job):
             flags.append("feedback could not be generated: " + (fb.get("error") or "")[-300:])
     t4 = time.monotonic()
     out["timings"].update(integrity=t3 - t2, feedback=t4 - t3)
+    flags[:] = list(dict.fromkeys(flags))
     out.update(status="ok", notebooks=read_grades(db, job["assignment"], job["student"]),
                autograded=str(graded_dir),
                feedback=str(course / "feedback" / job["student"] / job["assignment"]))

@@ -1,0 +1,211 @@
+"""Build the class-grading corpus in tests/hostile/ (run: python tests/classgrade_corpus.py).
+
+A tiny nbgrader course (``course/``: one assignment ``tiny`` with two graded
+functions, 4 points of autograded tests) and one submission per case in
+``submitted/<case>/tiny/tiny.ipynb``: ordinary students (correct, wrong,
+partial, blank) and every hostile or broken submission that
+``convlab.classgrade`` must survive. ``expected.json`` holds, per case, the
+points it earned and a phrase its manual-attention reason must contain.
+The test (tests/test_classgrade.py) copies the course into a temporary folder.
+"""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent / "hostile"
+
+CORRECT = '''def corr2d(X, K):
+    """Cross-correlation of the 2-D tensor X with the kernel K (no padding, stride 1)."""
+    h, w = K.shape
+    Y = torch.zeros(X.shape[0] - h + 1, X.shape[1] - w + 1, dtype=X.dtype)
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
+    return Y'''
+WRONG = CORRECT.replace("- h + 1", "- h")          # off by one row
+PARTIAL = CORRECT.replace("h, w = K.shape", "h, w = K.shape[0], K.shape[0]")   # square kernels only
+DOUBLE = '''def double(x):
+    """Twice x."""
+    return 2 * x'''
+
+
+def solution_cell(source, grade_id):
+    name, body = source.split('"""', 2)[0], source
+    sig, doc_and_body = body.split("\n", 1)
+    doc, impl = doc_and_body.split("\n", 1)
+    src = f"{sig}\n{doc}\n    ### BEGIN SOLUTION\n{impl}\n    ### END SOLUTION"
+    return code(src, grade_id, solution=True)
+
+
+def code(source, grade_id=None, *, solution=False, points=0):
+    cell = new_code_cell(source)
+    if grade_id:
+        cell.metadata["nbgrader"] = dict(grade=points > 0, grade_id=grade_id, locked=not solution,
+                                         schema_version=3, solution=solution, task=False)
+        if points:
+            cell.metadata["nbgrader"]["points"] = points
+    return cell
+
+
+def source_notebook():
+    nb = new_notebook(metadata=dict(kernelspec=dict(name="python3", display_name="Python 3",
+                                                    language="python")))
+    nb.cells = [
+        new_markdown_cell("# Tiny assignment (fixture for convlab.classgrade)"),
+        code("import torch"),
+        new_markdown_cell("## Part A: `corr2d` (3 points)"),
+        solution_cell(CORRECT, "corr2d"),
+        code('"""corr2d gives the lecture example."""\n'
+             "X = torch.arange(9.0).reshape(3, 3)\nK = torch.arange(4.0).reshape(2, 2)\n"
+             "assert torch.allclose(corr2d(X, K), torch.tensor([[19.0, 25.0], [37.0, 43.0]]))",
+             "test_corr2d_visible", points=1),
+        code('"""corr2d agrees with convlab.corr2d on seeded non-square inputs."""\n'
+             "import convlab\n### BEGIN HIDDEN TESTS\n"
+             "g = torch.Generator().manual_seed(0)\n"
+             "for hw, khw in [((5, 7), (2, 3)), ((6, 4), (3, 1))]:\n"
+             "    X = torch.rand(hw, generator=g, dtype=torch.float64)\n"
+             "    K = torch.rand(khw, generator=g, dtype=torch.float64)\n"
+             "    assert torch.allclose(corr2d(X, K), convlab.corr2d(X, K)), (hw, khw)\n"
+             "### END HIDDEN TESTS", "test_corr2d_hidden", points=2),
+        new_markdown_cell("## Part B: `double` (1 point)"),
+        solution_cell(DOUBLE, "double"),
+        code('"""double doubles."""\n'
+             "assert torch.allclose(double(torch.ones(3)), torch.full((3,), 2.0))",
+             "test_double", points=1),
+    ]
+    return nb
+
+
+def released(course):
+    env = dict(__import__("os").environ)
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "tiny", "--force",
+                    "--CourseDirectory.db_url=sqlite:///" + str(course / "tmp.db")],
+                   cwd=course, check=True, capture_output=True, env=env)
+    nb = nbformat.read(str(course / "exercises" / "tiny" / "tiny.ipynb"), as_version=4)
+    shutil.rmtree(course / "exercises")
+    (course / "tmp.db").unlink()
+    return nb
+
+
+def find(nb, grade_id):
+    return next(i for i, c in enumerate(nb.cells)
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def student(release, corr=CORRECT, double=DOUBLE):
+    nb = nbformat.from_dict(json.loads(json.dumps(release)))
+    nb.cells[find(nb, "corr2d")].source = corr
+    nb.cells[find(nb, "double")].source = double
+    return nb
+
+
+def insert_after(nb, grade_id, source):
+    nb.cells.insert(find(nb, grade_id) + 1, new_code_cell(source))
+    return nb
+
+
+def cases(release):
+    """case -> (notebook, raw text or None when missing, earned points, reason phrase)."""
+    out = {}
+    out["correct"] = (student(release), 4, None)
+    out["wrong"] = (student(release, WRONG), 1, None)
+    out["partial"] = (student(release, PARTIAL), 2, None)
+    out["blank"] = (nbformat.from_dict(json.loads(json.dumps(release))), 0, None)
+
+    nb = insert_after(student(release), "corr2d", "while True:\n    pass")
+    out["infinite_loop"] = (nb, 4, "per-cell time limit")
+    loop = CORRECT.replace("    h, w = K.shape", "    h, w = K.shape\n    while h != w:\n        pass")
+    out["infinite_loop_in_function"] = (student(release, loop), 2, "test_corr2d_hidden exceeded the per-cell")
+
+    nb = student(release)
+    nb.cells = [c for c in nb.cells if not c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    out["deleted_tests"] = (nb, 4, "was deleted: restored")
+
+    nb = student(release, WRONG)
+    copy = nbformat.from_dict(json.loads(json.dumps(nb.cells[find(nb, "test_corr2d_visible")])))
+    copy.source = "pass  # my copy of the test"
+    copy.pop("id", None)
+    nb.cells.insert(find(nb, "corr2d") + 1, copy)
+    out["duplicate_grade_id"] = (nb, 1, "appears 2 times")
+
+    nb = student(release, WRONG, "def double(x):\n    return x")
+    nb.cells[find(nb, "test_corr2d_visible")].source = "pass"
+    hidden = find(nb, "test_corr2d_hidden")
+    nb.cells[hidden] = nbformat.from_dict(dict(nb.cells[hidden], cell_type="markdown",
+                                               source="tests removed", outputs=None))
+    del nb.cells[hidden]["outputs"], nb.cells[hidden]["execution_count"]
+    nb.cells[find(nb, "test_double")].source = "double = lambda x: 2 * x"
+    out["edited_tests"] = (nb, 0, "was edited: restored")
+
+    out["invalid_json"] = ('{"cells": [ this is not json', 0, "not a valid notebook")
+    out["empty"] = ("", 0, "not a valid notebook")
+    out["missing"] = (None, 0, "missing from the submission")
+
+    nb = insert_after(student(release), "corr2d", "import sys\nsys.exit()")
+    out["sys_exit"] = (nb, 4, "sys.exit()")
+    nb = insert_after(student(release), "corr2d", "import os\nos._exit(1)")
+    out["os_exit"] = (nb, 4, "stopped the kernel")
+    nb = student(release, double="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n" + DOUBLE)
+    out["kill_kernel"] = (nb, 3, "stopped the kernel")
+
+    nb = insert_after(student(release), "corr2d",
+                      "blocks = []\nwhile True:\n    blocks.append(torch.ones(2**28))  # 1 GiB at a time, until the machine gives up")
+    out["memory_bomb"] = (nb, 4, "memory limit")
+
+    nb = insert_after(student(release, WRONG, "def double(x):\n    return x"), "corr2d",
+                      "torch.allclose = lambda *args, **kwargs: True")
+    out["monkeypatch_allclose"] = (nb, 0, "modified checking code")
+    nb = insert_after(student(release, WRONG), "corr2d",
+                      "import convlab\nconvlab.corr2d = corr2d  # the reference now agrees with me")
+    out["redefine_reference"] = (nb, 0, "convlab.corr2d")   # every test after the patch: 0
+    nb = insert_after(student(release, WRONG, "def double(x):\n    return x"), "corr2d",
+                      "get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)")
+    out["swallow_errors"] = (nb, 0, "modified checking code")
+
+    nb = insert_after(student(release), "corr2d",
+                      "for target in ['../../../gradebook.db', '/tmp/classgrade-escape.txt']:\n"
+                      "    try:\n        open(target, 'w').write('pwned')\n"
+                      "    except OSError as exc:\n        print(exc)\n"
+                      "import subprocess\ntry:\n"
+                      "    subprocess.run(['touch', '/tmp/classgrade-escape-2.txt'])\n"
+                      "except OSError as exc:\n    print(exc)\n"
+                      "open('my_notes.txt', 'w').write('allowed: inside my folder')")
+    out["write_outside"] = (nb, 4, "outside the submission folder")
+    return out
+
+
+def main():
+    course = HERE / "course"
+    if HERE.exists():
+        shutil.rmtree(HERE)
+    (course / "solutions" / "tiny").mkdir(parents=True)
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()  # noqa: F821\n"
+        'c.CourseDirectory.source_directory = "solutions"\n'
+        'c.CourseDirectory.release_directory = "exercises"\n')
+    nbformat.write(source_notebook(), str(course / "solutions" / "tiny" / "tiny.ipynb"))
+    release = released(course)
+    expected = {}
+    for name, (nb, points, reason) in cases(release).items():
+        folder = HERE / "submitted" / name / "tiny"
+        folder.mkdir(parents=True)
+        if nb is None:
+            (folder / "README.txt").write_text("I forgot to upload my notebook.\n")
+        elif isinstance(nb, str):
+            (folder / "tiny.ipynb").write_text(nb)
+        else:
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    cell.outputs, cell.execution_count = [], None
+            nbformat.write(nb, str(folder / "tiny.ipynb"))
+        expected[name] = dict(score=points, reason=reason)
+    (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Grading a whole class with ``convlab.classgrade`` (the corpus is tests/hostile/).
+
+One parallel run grades the whole corpus (ordinary, hostile and broken
+submissions of a tiny fixture assignment); the tests check each case's score
+and reason, that nothing escaped the sandbox, and that the grades equal
+sequential ``nbgrader autograde`` on the same submissions. A second run takes
+an LMS download (zip_collect) into a PostgreSQL gradebook on a throwaway
+server.
+"""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from convlab.classgrade import grade_class, report, run, sandbox, worker
+
+sys.path.insert(0, str(Path(__file__).parent))
+from classgrade_postgres import postgres_server  # noqa: E402
+
+HOSTILE = Path(__file__).parent / "hostile"
+EXPECTED = json.loads((HOSTILE / "expected.json").read_text())
+ESCAPES = [Path("/tmp/classgrade-escape.txt"), Path("/tmp/classgrade-escape-2.txt")]
+BENIGN = ["correct", "wrong", "partial", "blank"]
+TIMEOUT = 10      # per-cell seconds: the loops in the corpus hit it
+pytestmark = pytest.mark.grading
+
+
+def _env():
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classgrade") / "course"
+    shutil.copytree(HOSTILE / "course", root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus_run(course, tmp_path_factory):
+    for path in ESCAPES:
+        path.unlink(missing_ok=True)
+    out = tmp_path_factory.mktemp("graded")
+    result = grade_class(course, "tiny", HOSTILE / "submitted", out, workers=2, timeout=TIMEOUT,
+                         memory="2G", wall=240, progress=False)
+    return result, out
+
+
+def _score(res):
+    return sum(cell["auto_score"] or 0 for nb in res.get("notebooks", {}).values()
+               for cell in nb["cells"].values())
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_each_submission_is_graded_with_its_reason(corpus_run, case):
+    result, _ = corpus_run
+    res = result.results[case]
+    expected = EXPECTED[case]
+    assert res["status"] == "ok", res.get("error")
+    assert _score(res) == expected["score"], res["flags"]
+    if expected["reason"] is None:
+        assert res["flags"] == []
+    else:
+        assert any(expected["reason"] in flag for flag in res["flags"]), res["flags"]
+
+
+def test_outputs_grades_csv_feedback_and_report(corpus_run):
+    result, out = corpus_run
+    with open(out / "grades.csv") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert set(rows) == set(EXPECTED)
+    for case, expected in EXPECTED.items():
+        assert float(rows[case]["raw_score"]) == expected["score"]
+        assert float(rows[case]["max_score"]) == 4
+    for case in EXPECTED:
+        assert (out / "autograded" / case / "tiny" / "tiny.ipynb").exists()
+        assert (out / "feedback" / case / "tiny" / "tiny.html").exists()
+    html = (out / "report.html").read_text()
+    assert (out / "score_distribution.png").stat().st_size > 1000
+    assert 'src="score_distribution.png"' in html
+    flagged = [c for c, e in EXPECTED.items() if e["reason"]]
+    assert f"Needs manual attention ({len(flagged)})" in html
+    md = (out / "report.md").read_text()
+    for case in flagged:
+        assert f"**{case}**" in md
+    # the hidden test fails most often: wrong, partial, blank, loops, tamperers...
+    assert report.failure_rates(result.results)[0][1] == "test_corr2d_hidden"
+
+
+def test_nothing_escaped_the_submission_folder(corpus_run):
+    _, out = corpus_run
+    for path in ESCAPES:
+        assert not path.exists(), f"{path} was written by a submission"
+    graded = out / "autograded" / "write_outside" / "tiny"
+    assert (graded / "my_notes.txt").read_text() == "allowed: inside my folder"
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:   # still a gradebook
+        assert len(gb.assignment_submissions("tiny")) == len(EXPECTED)
+
+
+def test_tampered_tests_show_as_failed_in_the_feedback(corpus_run):
+    _, out = corpus_run
+    nb = nbformat.read(str(out / "autograded" / "monkeypatch_allclose" / "tiny" / "tiny.ipynb"), 4)
+    test = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_double")
+    assert any(o.get("ename") == "IntegrityError" for o in test.outputs)
+    html = (out / "feedback" / "monkeypatch_allclose" / "tiny" / "tiny.html").read_text()
+    assert "IntegrityError" in html and "torch.allclose" in html
+    # a clean notebook keeps no trace of the check cells
+    clean = nbformat.read(str(out / "autograded" / "correct" / "tiny" / "tiny.ipynb"), 4)
+    assert not any(c.source.startswith(worker.CHECK_PREFIX) for c in clean.cells)
+
+
+def test_parallel_grades_equal_sequential_nbgrader_autograde(corpus_run, course, tmp_path):
+    """Plain `nbgrader autograde`, one notebook at a time, on the ordinary submissions."""
+    _, out = corpus_run
+    seq = tmp_path / "course"
+    shutil.copytree(course, seq)
+    for case in BENIGN:
+        shutil.copytree(HOSTILE / "submitted" / case, seq / "submitted" / case)
+    db = f"sqlite:///{seq / 'gradebook.db'}"
+    for cmd in (["generate_assignment", "tiny", "--force"], ["autograde", "tiny", "--force"]):
+        proc = subprocess.run([sys.executable, "-m", "nbgrader", *cmd, f"--CourseDirectory.db_url={db}"],
+                              cwd=seq, env=_env(), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    from nbgrader.api import Gradebook
+
+    def grades(url):
+        with Gradebook(url) as gb:
+            return {(case, g.name): (g.auto_score, g.max_score, bool(g.needs_manual_grade))
+                    for case in BENIGN
+                    for g in gb.find_submission_notebook("tiny", "tiny", case).grades}
+
+    sequential = grades(db)
+    parallel = grades(f"sqlite:///{out / 'gradebook.db'}")
+    assert len(sequential) == 3 * len(BENIGN)
+    assert parallel == sequential
+
+
+@pytest.fixture(scope="module")
+def lms_postgres_run(course, tmp_path_factory):
+    """Canvas-style download (a zip of '<student>_<ids>_<file>') into a PostgreSQL gradebook."""
+    tmp = tmp_path_factory.mktemp("lms")
+    archive = tmp / "canvas.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(HOSTILE / "submitted" / "correct" / "tiny" / "tiny.ipynb", "alice_1234_5678_tiny.ipynb")
+        z.write(HOSTILE / "submitted" / "partial" / "tiny" / "tiny.ipynb", "bob_LATE_2345_6789_tiny-1.ipynb")
+        z.write(HOSTILE / "submitted" / "invalid_json" / "tiny" / "tiny.ipynb", "carol_3456_7890_tiny.ipynb")
+    with postgres_server() as url:
+        result = grade_class(course, "tiny", archive, tmp / "out", workers=2, timeout=TIMEOUT,
+                             memory="2G", wall=240, db_url=url, progress=False)
+        from nbgrader.api import Gradebook
+        with Gradebook(url) as gb:
+            stored = {s.student.id: s.score for s in gb.assignment_submissions("tiny")}
+            flagged = {nb.student.id for nb in gb.find_notebook("tiny", "tiny").submissions if nb.flagged}
+        yield result, stored, flagged, tmp / "out"
+
+
+def test_lms_download_is_collected_and_graded(lms_postgres_run):
+    result, _, _, out = lms_postgres_run
+    assert sorted(result.results) == ["alice", "bob", "carol"]
+    assert {s: _score(r) for s, r in result.results.items()} == {"alice": 4, "bob": 2, "carol": 0}
+    assert any("not a valid notebook" in f for f in result.results["carol"]["flags"])
+    assert (out / "feedback" / "bob" / "tiny" / "tiny.html").exists()
+
+
+def test_postgresql_gradebook_holds_the_merged_grades(lms_postgres_run):
+    result, stored, flagged, out = lms_postgres_run
+    assert stored == {"alice": 4, "bob": 2, "carol": 0}
+    attention = {s: r["flags"] for s, r in result.results.items() if r["flags"]}
+    assert flagged == set(attention), attention     # formgrader shows them as flagged
+    assert "carol" in flagged
+    assert not (out / "gradebook.db").exists()
+    with open(out / "grades.csv") as f:
+        assert {r["student_id"]: float(r["score"]) for r in csv.DictReader(f)} == stored
+
+
+# ---- small units -------------------------------------------------------------------------
+
+def test_parse_bytes():
+    assert run.parse_bytes("4G") == 4 * 2**30
+    assert run.parse_bytes("512M") == 512 * 2**20
+    assert run.parse_bytes("1000") == 1000
+    assert run.parse_bytes("0") is None
+
+
+def test_write_check_allows_only_the_submission_folders(tmp_path):
+    writable, is_write = sandbox._write_checks([str(tmp_path)])
+    assert writable(str(tmp_path / "a.txt")) and writable("/dev/null")
+    assert not writable("/etc/passwd") and not writable(str(tmp_path) + "-sibling/x")
+    assert not writable(str(tmp_path / ".." / "x"))
+    assert is_write("w", None) and is_write("r+", None) and not is_write("r", 0)
+    assert is_write(None, os.O_WRONLY | os.O_CREAT) and not is_write(None, os.O_RDONLY)
+
+
+def test_sanitize_restores_deleted_cells_and_replaces_broken_files(tmp_path):
+    release = nbformat.read(str(HOSTILE / "submitted" / "blank" / "tiny" / "tiny.ipynb"), 4)
+    shutil.copy(HOSTILE / "submitted" / "deleted_tests" / "tiny" / "tiny.ipynb", tmp_path / "tiny.ipynb")
+    flags = []
+    worker.sanitize(tmp_path / "tiny.ipynb", release, tmp_path / "baseline.json", flags)
+    nb = nbformat.read(str(tmp_path / "tiny.ipynb"), 4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    assert [i for i in ids if i] == ["corr2d", "test_corr2d_visible", "test_corr2d_hidden",
+                                     "double", "test_double"]
+    assert ids[ids.index("test_corr2d_visible") + 1] is None   # its check cell
+    assert sum("was deleted" in f for f in flags) == 3
+    (tmp_path / "tiny.ipynb").write_text("{ not json")
+    flags = []
+    worker.sanitize(tmp_path / "tiny.ipynb", release, tmp_path / "baseline.json", flags)
+    assert "not a valid notebook" in flags[0]
+    assert nbformat.read(str(tmp_path / "tiny.ipynb"), 4).cells[3].source == release.cells[3].source
