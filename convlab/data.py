@@ -2,7 +2,6 @@
 
 import numpy as np
 import torch
-from matplotlib import cbook, image
 
 
 def stripes():
@@ -32,6 +31,8 @@ def photo():
     >>> 0 <= float(X.min()) < float(X.max()) <= 1
     True
     """
+    from matplotlib import cbook, image  # imported here: most users of convlab never need it
+
     with cbook.get_sample_data("grace_hopper.jpg") as file:
         rgb = image.imread(file, format="jpg").astype(np.float32) / 255.0
     gray = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
