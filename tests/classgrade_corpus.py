@@ -166,6 +166,20 @@ def cases(release):
     nb = insert_after(student(release, WRONG, "def double(x):\n    return x"), "corr2d",
                       "get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)")
     out["swallow_errors"] = (nb, 0, "modified checking code")
+    nb = insert_after(student(release, WRONG, "def double(x):\n    return x"), "corr2d",
+                      "def _drop_asserts(lines):\n"
+                      "    return [l for l in lines if not l.lstrip().startswith('assert')]\n"
+                      "get_ipython().input_transformers_post.append(_drop_asserts)")
+    out["rewrite_tests"] = (nb, 0, "input_transformers_post")
+    nb = insert_after(student(release, WRONG, "def double(x):\n    return x"), "corr2d",
+                      "import functools\n"
+                      "torch.allclose = functools.wraps(torch.allclose)(lambda *args, **kwargs: True)")
+    out["monkeypatch_wrapped"] = (nb, 0, "torch.allclose")
+    # honest code that makes torch rewrap its own functions (torch.optim -> torch._dynamo)
+    nb = insert_after(student(release), "corr2d",
+                      "w = torch.zeros(2, requires_grad=True)\n"
+                      "torch.optim.SGD([w], lr=0.1).step()\ntorch.manual_seed(0)")
+    out["uses_optim"] = (nb, 4, None)
 
     nb = insert_after(student(release), "corr2d",
                       "for target in ['../../../gradebook.db', '/tmp/classgrade-escape.txt']:\n"

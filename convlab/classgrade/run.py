@@ -176,7 +176,8 @@ class _Runner:
     def run(self, jobs, on_result):
         pending = list(jobs)
         running = {}   # sentinel -> (proc, conn, job, start)
-        while pending or running:
+        finished = []  # merged after the freed slots are refilled, so no worker waits
+        while pending or running or finished:
             while pending and len(running) < self.workers:
                 job = pending.pop(0)
                 recv, send = self.ctx.Pipe(duplex=False)
@@ -184,6 +185,10 @@ class _Runner:
                 proc.start()
                 send.close()
                 running[proc.sentinel] = (proc, recv, job, time.monotonic())
+            while finished:
+                on_result(*finished.pop(0))
+            if not running:
+                continue
             ready = wait(list(running) + [r[1] for r in running.values()], timeout=1.0)
             now = time.monotonic()
             for key in list(running):
@@ -215,7 +220,7 @@ class _Runner:
                 if retry is not None:
                     pending.insert(0, retry)
                 else:
-                    on_result(job, result)
+                    finished.append((job, result))
 
     def _retry(self, job, result):
         status = result.get("status")

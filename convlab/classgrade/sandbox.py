@@ -31,9 +31,25 @@ import sys
 # a type/qualname so that a recycled id cannot pass for the original.
 FINGERPRINT_SOURCE = r'''
 def _classgrade_fingerprints():
-    import builtins, sys
+    import builtins, sys, types
     out = {}
+    # torch rewraps a few of its own functions on first use (torch._dynamo wraps
+    # torch.manual_seed when torch.optim loads): a functools.wraps wrapper whose code lives
+    # inside torch or numpy stands for what it wraps; a student's wrapper does not.
+    trusted = tuple(m.__file__.rsplit("/", 1)[0] + "/" for m in
+                    (sys.modules.get("torch"), sys.modules.get("numpy"))
+                    if m is not None and getattr(m, "__file__", None))
+    def unwrap(obj):
+        for _ in range(8):
+            if not isinstance(obj, types.FunctionType) or not trusted:
+                return obj
+            inner = obj.__dict__.get("__wrapped__")
+            if inner is None or not obj.__code__.co_filename.startswith(trusted):
+                return obj
+            obj = inner
+        return obj
     def ident(obj):
+        obj = unwrap(obj)
         return "%d:%s:%s" % (id(obj), type(obj).__name__, getattr(obj, "__qualname__", ""))
     def walk(prefix, namespace, only_callables=True):
         for name, obj in list(namespace.items()):
@@ -68,6 +84,21 @@ def _classgrade_fingerprints():
         out["shell"] = ident(shell)
         out["shell.custom_exceptions"] = repr(shell.custom_exceptions)
         out["shell.CustomTB"] = ident(shell.CustomTB)
+        # hooks and transformers could rewrite or undo around a test cell; matplotlib's
+        # inline backend legitimately adds post_execute callbacks, so only others count
+        trusted = ("IPython.", "ipykernel.", "matplotlib_inline.", "matplotlib.")
+        out["shell.events"] = repr(sorted(
+            (event, [ident(f) for f in fs if not str(getattr(f, "__module__", "")).startswith(trusted)])
+            for event, fs in shell.events.callbacks.items()))
+        for attr in ("input_transformers_cleanup", "input_transformers_post", "ast_transformers"):
+            out["shell." + attr] = repr([ident(f) for f in getattr(shell, attr, [])])
+        manager = getattr(shell, "input_transformer_manager", None)
+        for attr in ("cleanup_transforms", "line_transforms", "token_transformers"):
+            out["shell.input_transformer_manager." + attr] = repr(
+                [ident(f) for f in getattr(manager, attr, [])])
+    out["sys.gettrace()"] = ident(sys.gettrace())
+    out["sys.getprofile()"] = ident(sys.getprofile())
+    if shell is not None:
         for owner, label in ((shell, "shell"), (getattr(shell, "kernel", None), "kernel"),
                              (getattr(getattr(shell, "kernel", None), "session", None), "session"),
                              (getattr(shell, "displayhook", None), "displayhook")):
