@@ -1,0 +1,137 @@
+"""Benchmark: grading N submissions, parallel command vs sequential nbgrader autograde.
+
+    python benchmarks/bench_grading.py [--n 40] [--workers CORES] [--feedback]
+
+Builds N submissions of the fixture assignment in tests/hostile/ (copies of
+the correct, wrong and partial students), grades them once with sequential
+``nbgrader autograde`` (one process, one notebook at a time) and once with
+``python -m convlab.classgrade`` (``--workers`` at a time, each in its own
+sandboxed kernel), checks the grades agree, and prints the throughput ratio
+from that one run. Then it times the pieces of the per-notebook overhead:
+interpreter start, imports, kernel start, ``import torch`` in the kernel.
+Not a test: timings depend on the machine and its load.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTILE = ROOT / "tests" / "hostile"
+CASES = ["correct", "wrong", "partial"]
+
+
+def env():
+    e = dict(os.environ)
+    e["PATH"] = os.path.dirname(sys.executable) + os.pathsep + e.get("PATH", "")
+    return e
+
+
+def timed(cmd, **kw):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env=env(), **kw)
+    return time.perf_counter() - t
+
+
+def build(tmp, n):
+    course = tmp / "course"
+    shutil.copytree(HOSTILE / "course", course)
+    subs = tmp / "submitted"
+    for i in range(n):
+        case = CASES[i % len(CASES)]
+        shutil.copytree(HOSTILE / "submitted" / case, subs / f"s{i:03d}_{case}")
+    return course, subs
+
+
+def sequential(tmp, course, subs):
+    seq = tmp / "sequential"
+    shutil.copytree(course, seq)
+    shutil.copytree(subs, seq / "submitted")
+    db = f"--CourseDirectory.db_url=sqlite:///{seq / 'gradebook.db'}"
+    py = [sys.executable, "-m", "nbgrader"]
+    timed(py + ["generate_assignment", "tiny", "--force", db], cwd=seq)
+    seconds = timed(py + ["autograde", "tiny", "--force", db], cwd=seq)
+    return seconds, f"sqlite:///{seq / 'gradebook.db'}"
+
+
+def parallel(tmp, course, subs, workers, feedback):
+    out = tmp / "parallel"
+    cmd = [sys.executable, "-m", "convlab.classgrade", "tiny", str(subs), "--course", str(course),
+           "--out", str(out), "--workers", str(workers), "--no-progress"]
+    if not feedback:
+        cmd.append("--no-feedback")
+    seconds = timed(cmd)
+    return seconds, f"sqlite:///{out / 'gradebook.db'}", json.loads((out / "results.json").read_text())
+
+
+def grades(url):
+    from nbgrader.api import Gradebook
+    with Gradebook(url) as gb:
+        return {(s.student.id, g.name): g.auto_score
+                for s in gb.notebook_submissions("tiny", "tiny") for g in s.grades}
+
+
+def overhead(repeats=3):
+    """Median seconds of each piece a notebook pays before its first test runs."""
+    py = [sys.executable, "-c"]
+    pieces = {
+        "python start": py + ["pass"],
+        "import torch": py + ["import torch"],
+        "import nbgrader apps": py + ["import nbgrader.apps"],
+        "kernel start + trivial cell": py + [KERNEL.format(code="1 + 1")],
+        "kernel start + import torch": py + [KERNEL.format(code="import torch")],
+    }
+    out = {}
+    for name, cmd in pieces.items():
+        out[name] = statistics.median(timed(cmd) for _ in range(repeats))
+    return out
+
+
+KERNEL = """
+from jupyter_client.manager import start_new_kernel
+km, kc = start_new_kernel(kernel_name="python3")
+kc.execute_interactive({code!r}, timeout=120)
+kc.stop_channels(); km.shutdown_kernel(now=True)
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--feedback", action="store_true", help="parallel run also writes feedback")
+    parser.add_argument("--skip-overhead", action="store_true")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    try:
+        course, subs = build(tmp, args.n)
+        t_seq, db_seq = sequential(tmp, course, subs)
+        t_par, db_par, results = parallel(tmp, course, subs, args.workers, args.feedback)
+        same = grades(db_seq) == grades(db_par)
+        print(f"{args.n} submissions, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+        print(f"sequential nbgrader autograde : {t_seq:7.1f} s  ({t_seq / args.n:.2f} s/notebook)")
+        print(f"convlab.classgrade, {args.workers} workers{' + feedback' if args.feedback else ''}"
+              f" : {t_par:7.1f} s  ({t_par / args.n:.2f} s/notebook)")
+        print(f"throughput ratio (sequential / parallel): {t_seq / t_par:.2f}x; grades identical: {same}")
+        stages = {}
+        for res in results.values():
+            for k, v in res.get("timings", {}).items():
+                stages.setdefault(k, []).append(v)
+        print("per-submission stages in the parallel run (median s): "
+              + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in stages.items()))
+        if not args.skip_overhead:
+            print("per-notebook overhead pieces (median of 3, s):")
+            for name, seconds in overhead().items():
+                print(f"  {name:30s} {seconds:6.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
