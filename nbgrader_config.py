@@ -20,3 +20,7 @@ c.CourseDirectory.release_directory = "exercises"
 # project's .venv/bin first on PATH) so that the hidden tests can import convlab.
 # Each test cell of a correct solution takes a few seconds at most.
 c.ExecutePreprocessor.timeout = 30
+
+# A student who deletes a test cell still gets it graded: autograde puts deleted
+# grade cells back from the gradebook (edited ones are always overwritten).
+c.OverwriteCells.add_missing_cells = True
