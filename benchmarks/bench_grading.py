@@ -7,13 +7,16 @@ the correct, wrong and partial students), grades them once with sequential
 ``nbgrader autograde`` (one process, one notebook at a time) and once with
 ``python -m convlab.classgrade`` (``--workers`` at a time, each in its own
 sandboxed kernel), checks the grades agree, and prints the throughput ratio
-from that one run. Then it times the pieces of the per-notebook overhead:
-interpreter start, imports, kernel start, ``import torch`` in the kernel.
+from that one run, with the CPU seconds per notebook of each (kernels
+included; less sensitive to other load on the machine than the wall
+clock). Then it times the pieces of the per-notebook overhead: interpreter
+start, imports, kernel start, ``import torch`` in the kernel.
 Not a test: timings depend on the machine and its load.
 """
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -33,10 +36,21 @@ def env():
     return e
 
 
+def children_cpu():
+    """CPU seconds (user + system) of the waited-for child processes so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd, **kw):
-    t = time.perf_counter()
+    return timed_cpu(cmd, **kw)[0]
+
+
+def timed_cpu(cmd, **kw):
+    """(wall seconds, CPU seconds of the command and all its descendants)."""
+    c, t = children_cpu(), time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, env=env(), **kw)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, children_cpu() - c
 
 
 def build(tmp, n):
@@ -56,7 +70,7 @@ def sequential(tmp, course, subs):
     db = f"--CourseDirectory.db_url=sqlite:///{seq / 'gradebook.db'}"
     py = [sys.executable, "-m", "nbgrader"]
     timed(py + ["generate_assignment", "tiny", "--force", db], cwd=seq)
-    seconds = timed(py + ["autograde", "tiny", "--force", db], cwd=seq)
+    seconds = timed_cpu(py + ["autograde", "tiny", "--force", db], cwd=seq)
     return seconds, f"sqlite:///{seq / 'gradebook.db'}"
 
 
@@ -66,7 +80,7 @@ def parallel(tmp, course, subs, workers, feedback):
            "--out", str(out), "--workers", str(workers), "--no-progress"]
     if not feedback:
         cmd.append("--no-feedback")
-    seconds = timed(cmd)
+    seconds = timed_cpu(cmd)
     return seconds, f"sqlite:///{out / 'gradebook.db'}", json.loads((out / "results.json").read_text())
 
 
@@ -111,13 +125,16 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
         course, subs = build(tmp, args.n)
-        t_seq, db_seq = sequential(tmp, course, subs)
-        t_par, db_par, results = parallel(tmp, course, subs, args.workers, args.feedback)
+        (t_seq, cpu_seq), db_seq = sequential(tmp, course, subs)
+        (t_par, cpu_par), db_par, results = parallel(tmp, course, subs, args.workers, args.feedback)
         same = grades(db_seq) == grades(db_par)
         print(f"{args.n} submissions, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
         print(f"sequential nbgrader autograde : {t_seq:7.1f} s  ({t_seq / args.n:.2f} s/notebook)")
         print(f"convlab.classgrade, {args.workers} workers{' + feedback' if args.feedback else ''}"
               f" : {t_par:7.1f} s  ({t_par / args.n:.2f} s/notebook)")
+        # CPU time (all descendants, kernels included) depends little on other load
+        print(f"CPU seconds per notebook: sequential {cpu_seq / args.n:.2f}, parallel {cpu_par / args.n:.2f}"
+              f" (ratio {cpu_seq / cpu_par:.2f}); load average after the runs {os.getloadavg()[0]:.1f}")
         print(f"throughput ratio (sequential / parallel): {t_seq / t_par:.2f}x; grades identical: {same}")
         stages = {}
         for res in results.values():

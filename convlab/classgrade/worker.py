@@ -297,6 +297,10 @@ def grade_one(job):
     config.CourseDirectory.db_url = db
     config.Execute.timeout = job["timeout"]
     config.Execute.kernel_name = "classgrade"
+    # the outputs are in once the last cell ran: kill the kernel (SIGKILL to its process
+    # group) instead of a graceful shutdown, which waits ~1 s for the interpreter to tear
+    # torch down and would also run any atexit hook a submission registered
+    config.Execute.shutdown_kernel = "immediate"
     config.OverwriteCells.add_missing_cells = True
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
