@@ -104,7 +104,7 @@ def course(request, tmp_path_factory):
     needed = set()
     for item in request.session.items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.module.__name__ == __name__ and "assignment" in params:
+        if getattr(item, "module", None) is not None and item.module.__name__ == __name__ and "assignment" in params:
             needed.add(params["assignment"])
     built = {}  # assignment -> course folder, or the exception its round trip raised
 
