@@ -14,6 +14,7 @@
    writer ever touches it; copy autograded notebooks and feedback;
 5. export ``grades.csv`` with nbgrader's CSV exporter and write the report.
 """
+import functools
 import json
 import multiprocessing
 import os
@@ -62,6 +63,32 @@ def load_course_config(course):
     if not path.exists():
         return Config()
     return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+
+
+def _alembic_head_in_process():
+    """nbgrader stamps a new gradebook with its alembic head revision, which
+    ``nbgrader.api.get_alembic_version`` finds by running the ``alembic heads``
+    command: a new interpreter, ~3 s CPU, paid for the template gradebook and
+    again for a new real one. Read the same head from nbgrader's migration
+    scripts in-process instead (once); fall back to nbgrader's own function."""
+    import nbgrader.api
+    original = getattr(nbgrader.api.get_alembic_version, "__wrapped__", nbgrader.api.get_alembic_version)
+
+    @functools.lru_cache(maxsize=None)
+    def get_alembic_version():
+        try:
+            from alembic.config import Config as AlembicConfig
+            from alembic.script import ScriptDirectory
+            from nbgrader.dbutil import ALEMBIC_DIR
+            cfg = AlembicConfig()
+            cfg.set_main_option("script_location", ALEMBIC_DIR)
+            heads = ScriptDirectory.from_config(cfg).get_heads()
+        except Exception:  # noqa: BLE001 - nbgrader's way still works
+            heads = []
+        return heads[0] if len(heads) == 1 else original()
+
+    get_alembic_version.__wrapped__ = original
+    nbgrader.api.get_alembic_version = get_alembic_version
 
 
 def _generate(course_config, source_dir, assignment, root, db_url, course_id=""):
@@ -322,6 +349,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     # the assignment -> course foreign key that sqlite ignores, so name a course there
     course_id = config.CourseDirectory.get("course_id", "") or (
         "" if db_url.startswith("sqlite") else "default_course")
+    _alembic_head_in_process()
     tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
     try:
         template_db = tmp / "template.db"
