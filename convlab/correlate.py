@@ -120,9 +120,8 @@ def correlate(X, K, *, padding=0, stride=1, dilation=1):
 
     Each kernel tap ``(a, b)`` multiplies a shifted copy of the padded input.
     Flattening each channel's rows into one line makes every shifted copy a
-    contiguous slice. With one input channel, each tap is one ``addcmul`` over
-    the whole image; with several, the slices are stacked into one matrix
-    (im2col) and multiplied by the kernels at once. No loop runs over pixels. With
+    contiguous slice, so a tap costs one ``addmm`` over all channels (or one
+    ``addcmul`` for a single input channel) instead of a loop over pixels. With
     the rows laid end to end, the line also holds positions that wrap from one
     row to the next and, with a stride, positions between the strided ones;
     they are computed and dropped by the final strided view.
@@ -135,15 +134,13 @@ def correlate(X, K, *, padding=0, stride=1, dilation=1):
     row = X.shape[2]
     x = X.reshape(c_in, -1)
     length = (oh - 1) * sh * row + (ow - 1) * sw + 1
+    Y = x.new_zeros(c_out, length)
+    taps = K.permute(2, 3, 0, 1).reshape(kh * kw, c_out, c_in).unbind()
     starts = [a * dh * row + b * dw for a in range(kh) for b in range(kw)]
-    windows = [x[:, start : start + length] for start in starts]
-    if c_in == 1:
-        # One input channel: accumulate tap by tap, without copying the input.
-        Y = x.new_zeros(c_out, length)
-        for window, tap in zip(windows, K.reshape(c_out, kh * kw, 1).unbind(1)):
+    for start, tap in zip(starts, taps):
+        window = x[:, start : start + length]
+        if c_in == 1:
             Y.addcmul_(tap, window)
-    else:
-        # Several channels: stack the shifted copies (im2col) and multiply once.
-        columns = torch.stack(windows, dim=1).reshape(c_in * kh * kw, length)
-        Y = K.reshape(c_out, c_in * kh * kw) @ columns
+        else:
+            Y.addmm_(tap, window)
     return Y.as_strided((c_out, oh, ow), (length, sh * row, sw)).contiguous()
