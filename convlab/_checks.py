@@ -36,6 +36,8 @@ def check_same_dtype(X, K):
 
 def pair(value, name, *, minimum=1):
     """Turn an int or a pair of ints into a pair, each at least ``minimum``."""
+    if type(value) is int and value >= minimum:  # the common case, checked cheaply
+        return (value, value)
     if isinstance(value, bool) or not isinstance(value, (int, tuple, list)):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     values = (value, value) if isinstance(value, int) else tuple(value)

@@ -3,10 +3,10 @@
 Shapes follow d2l: inputs ``(C_in, H, W)``, kernels ``(C_out, C_in, kh, kw)``.
 """
 
-from ._checks import check_same_dtype, check_tensor, pair
+from ._checks import check_same_dtype, check_tensor
 from .correlate import correlate
-from .padding import pad2d
-from .shapes import output_shape, resolve_padding
+from .padding import padded
+from .shapes import geometry
 
 
 def corr2d_multi_in(X, K, *, padding=0, stride=1, dilation=1):
@@ -96,10 +96,8 @@ def corr2d_multi_in_out_1x1(X, K, *, padding=0, stride=1):
     _check_channels(X, K)
     if K.shape[2:] != (1, 1):
         raise ValueError(f"K must hold 1x1 kernels, shape (C_out, C_in, 1, 1), got {tuple(K.shape)}")
-    oh, ow = output_shape(X.shape[1:], (1, 1), padding=padding, stride=stride)
-    sh, sw = pair(stride, "stride")
-    X = pad2d(X, resolve_padding(padding, (1, 1), stride=stride))
-    X = X[:, : oh * sh : sh, : ow * sw : sw]
+    sides, (sh, sw), _, (oh, ow) = geometry(X.shape[1:], (1, 1), padding=padding, stride=stride)
+    X = padded(X, sides)[:, : oh * sh : sh, : ow * sw : sw]
     c_out, c_in = K.shape[:2]
     return (K.reshape(c_out, c_in) @ X.reshape(c_in, oh * ow)).reshape(c_out, oh, ow)
 

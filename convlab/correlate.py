@@ -8,9 +8,9 @@ convolution: correlation with the kernel flipped along both axes.
 
 import torch
 
-from ._checks import check_same_dtype, check_tensor, pair
-from .padding import pad2d
-from .shapes import output_shape, resolve_padding
+from ._checks import check_same_dtype, check_tensor
+from .padding import padded
+from .shapes import geometry
 
 
 def corr2d_loop(X, K, *, padding=0, stride=1):
@@ -49,9 +49,8 @@ def corr2d_loop(X, K, *, padding=0, stride=1):
     check_tensor(X, "X", ndim=2)
     check_tensor(K, "K", ndim=2)
     check_same_dtype(X, K)
-    oh, ow = output_shape(X.shape, K.shape, padding=padding, stride=stride)
-    X = pad2d(X, resolve_padding(padding, K.shape, stride=stride))
-    (kh, kw), (sh, sw) = K.shape, pair(stride, "stride")
+    sides, (sh, sw), _, (oh, ow) = geometry(X.shape, K.shape, padding=padding, stride=stride)
+    X, (kh, kw) = padded(X, sides), K.shape
     Y = X.new_zeros(oh, ow)
     for i in range(oh):
         for j in range(ow):
@@ -127,10 +126,10 @@ def correlate(X, K, *, padding=0, stride=1, dilation=1):
     they are computed and dropped by the final strided view.
     """
     (c_out, c_in, kh, kw), (_, h, w) = K.shape, X.shape
-    (sh, sw), (dh, dw) = pair(stride, "stride"), pair(dilation, "dilation")
-    oh, ow = output_shape((h, w), (kh, kw), padding=padding, stride=stride, dilation=dilation)
-    pads = resolve_padding(padding, (kh, kw), stride=stride, dilation=dilation)
-    X = pad2d(X, pads) if any(pads) else X.contiguous()
+    sides, (sh, sw), (dh, dw), (oh, ow) = geometry(
+        (h, w), (kh, kw), padding=padding, stride=stride, dilation=dilation
+    )
+    X = padded(X, sides) if any(sides) else X.contiguous()
     row = X.shape[2]
     x = X.reshape(c_in, -1)
     length = (oh - 1) * sh * row + (ow - 1) * sw + 1

@@ -32,7 +32,12 @@ def pad2d(X, padding, *, value=0):
             [1., 1., 0., 0.]])
     """
     check_tensor(X, "X", ndim=(2, 3), floating=False)
-    top, bottom, left, right = _per_side(padding)
+    return padded(X, _per_side(padding), value=value)
+
+
+def padded(X, sides, *, value=0):
+    """``pad2d`` for ``sides = (top, bottom, left, right)`` already checked: a new tensor."""
+    top, bottom, left, right = sides
     if (top, bottom, left, right) == (0, 0, 0, 0):
         return X.clone()
     *lead, h, w = X.shape

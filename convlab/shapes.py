@@ -7,9 +7,20 @@ Dumoulin & Visin's convolution-arithmetic guide. Along one axis, an input of siz
 .. math:: o = \left\lfloor \frac{i + 2p - d(k - 1) - 1}{s} \right\rfloor + 1
 """
 
+from typing import NamedTuple
+
 from ._checks import pair
 
 PADDING_MODES = ("valid", "same", "full")
+
+
+class Geometry(NamedTuple):
+    """Every size of one correlation, each a pair ``(height, width)`` except ``padding``."""
+
+    padding: tuple  # zeros added (top, bottom, left, right)
+    stride: tuple
+    dilation: tuple
+    output: tuple
 
 
 def resolve_padding(padding, kernel_hw, *, stride=1, dilation=1):
@@ -30,9 +41,13 @@ def resolve_padding(padding, kernel_hw, *, stride=1, dilation=1):
     >>> resolve_padding('full', (3, 3), dilation=2)
     (4, 4, 4, 4)
     """
-    kh, kw = pair(kernel_hw, "kernel size")
-    sh, sw = pair(stride, "stride")
-    dh, dw = pair(dilation, "dilation")
+    kernel = pair(kernel_hw, "kernel size")
+    return _resolve(padding, kernel, pair(stride, "stride"), pair(dilation, "dilation"), stride)
+
+
+def _resolve(padding, kernel, stride, dilation, given_stride):
+    """``resolve_padding`` for sizes already turned into pairs; ``given_stride`` is for messages."""
+    (kh, kw), (dh, dw) = kernel, dilation
     # The extent of a dilated kernel, minus one: the zeros 'full' adds per side.
     eh, ew = dh * (kh - 1), dw * (kw - 1)
     if isinstance(padding, str):
@@ -41,8 +56,8 @@ def resolve_padding(padding, kernel_hw, *, stride=1, dilation=1):
         if padding == "full":
             return (eh, eh, ew, ew)
         if padding == "same":
-            if (sh, sw) != (1, 1):
-                raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
+            if stride != (1, 1):
+                raise ValueError(f"padding='same' needs stride 1, got stride={given_stride!r}")
             return (eh // 2, eh - eh // 2, ew // 2, ew - ew // 2)
         raise ValueError(f"padding must be an int, a pair (ph, pw) or one of {PADDING_MODES}, got {padding!r}")
     try:
@@ -80,11 +95,27 @@ def output_shape(input_hw, kernel_hw, *, padding=0, stride=1, dilation=1):
     >>> output_shape((5, 5), (3, 3), padding='full')
     (7, 7)
     """
+    return geometry(input_hw, kernel_hw, padding=padding, stride=stride, dilation=dilation).output
+
+
+def geometry(input_hw, kernel_hw, *, padding=0, stride=1, dilation=1):
+    """Check every size of a correlation once and return them as a :class:`Geometry`.
+
+    Takes the arguments of :func:`output_shape`. The correlation functions call
+    it once per call, so that each argument is checked, and each message
+    raised, in one place.
+
+    Examples
+    --------
+    >>> geometry((8, 8), (3, 5), padding=(0, 1), stride=(3, 4))
+    Geometry(padding=(0, 0, 1, 1), stride=(3, 4), dilation=(1, 1), output=(2, 2))
+    """
     ih, iw = pair(input_hw, "input size")
     kh, kw = pair(kernel_hw, "kernel size")
     sh, sw = pair(stride, "stride")
     dh, dw = pair(dilation, "dilation")
-    top, bottom, left, right = resolve_padding(padding, (kh, kw), stride=stride, dilation=dilation)
+    pads = _resolve(padding, (kh, kw), (sh, sw), (dh, dw), stride)
+    top, bottom, left, right = pads
     padded = (ih + top + bottom, iw + left + right)
     extent = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
     if extent[0] > padded[0] or extent[1] > padded[1]:
@@ -93,7 +124,8 @@ def output_shape(input_hw, kernel_hw, *, padding=0, stride=1, dilation=1):
             f"kernel size {(kh, kw)}{dilated} is larger than the padded input {padded}; "
             f"use a smaller kernel or more padding"
         )
-    return ((padded[0] - extent[0]) // sh + 1, (padded[1] - extent[1]) // sw + 1)
+    output = ((padded[0] - extent[0]) // sh + 1, (padded[1] - extent[1]) // sw + 1)
+    return Geometry(pads, (sh, sw), (dh, dw), output)
 
 
 def receptive_field(layers):

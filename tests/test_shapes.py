@@ -24,6 +24,16 @@ def test_output_shape_returns_python_ints(problem):
     assert type(oh) is int and type(ow) is int and oh >= 1 and ow >= 1
 
 
+@given(conv_problems())
+def test_geometry_gathers_the_public_answers(problem):
+    hw, khw, options = problem
+    stride, dilation = options.get("stride", 1), options.get("dilation", 1)
+    geometry = convlab.shapes.geometry(hw, khw, **options)
+    assert geometry.padding == convlab.resolve_padding(options["padding"], khw, stride=stride, dilation=dilation)
+    assert geometry.stride == convlab._checks.pair(stride, "stride")
+    assert geometry.dilation == convlab._checks.pair(dilation, "dilation")
+
+
 @pytest.mark.parametrize(
     "i, k, p, s, d, o",
     [
