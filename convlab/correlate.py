@@ -3,7 +3,8 @@
 ``corr2d_loop`` is the definition written as two loops, to read. ``corr2d`` gives
 the same result with one vectorized operation per kernel tap, fast enough to
 beat ``torch.nn.functional.conv2d`` on single-channel images. ``conv2d`` is true
-convolution: correlation with the kernel flipped along both axes.
+convolution: correlation with the kernel flipped along both axes. ``correlate``
+is the engine behind ``corr2d`` and the multi-channel functions.
 """
 
 import torch
@@ -11,6 +12,10 @@ import torch
 from ._checks import check_same_dtype, check_tensor
 from .padding import padded
 from .shapes import geometry
+
+# Largest im2col matrix built at once, in bytes: bigger ones are built a band of
+# output rows at a time, so memory stays bounded and the allocator reuses blocks.
+IM2COL_BYTES = 4 << 20
 
 
 def corr2d_loop(X, K, *, padding=0, stride=1):
@@ -117,29 +122,47 @@ def correlate(X, K, *, padding=0, stride=1, dilation=1):
     The engine behind every vectorized function in this package; arguments are
     checked by the public functions that call it.
 
-    Each kernel tap ``(a, b)`` multiplies a shifted copy of the padded input.
-    Flattening each channel's rows into one line makes every shifted copy a
-    contiguous slice, so a tap costs one ``addmm`` over all channels (or one
-    ``addcmul`` for a single input channel) instead of a loop over pixels. With
-    the rows laid end to end, the line also holds positions that wrap from one
-    row to the next and, with a stride, positions between the strided ones;
-    they are computed and dropped by the final strided view.
+    It first builds one strided *view* of the padded input, with no copy:
+    ``windows[c, a, b, i, j] = X[c, i*sh + a*dh, j*sw + b*dw]``, the input that
+    kernel tap ``(a, b)`` of channel ``c`` meets at output pixel ``(i, j)``. Then
+
+    - one input and one output channel: each tap adds ``K[a, b] * windows[0, a, b]``,
+      a whole-image multiply-add, ``kh * kw`` of them in all;
+    - several channels: the view, copied into a ``(C_in*kh*kw, oh*ow)`` matrix
+      (im2col), is multiplied by the kernels reshaped to ``(C_out, C_in*kh*kw)``,
+      one matrix product for at most ``IM2COL_BYTES`` of columns at a time.
     """
     (c_out, c_in, kh, kw), (_, h, w) = K.shape, X.shape
     sides, (sh, sw), (dh, dw), (oh, ow) = geometry(
         (h, w), (kh, kw), padding=padding, stride=stride, dilation=dilation
     )
-    X = padded(X, sides) if any(sides) else X.contiguous()
-    row = X.shape[2]
-    x = X.reshape(c_in, -1)
-    length = (oh - 1) * sh * row + (ow - 1) * sw + 1
-    Y = x.new_zeros(c_out, length)
-    taps = K.permute(2, 3, 0, 1).reshape(kh * kw, c_out, c_in).unbind()
-    starts = [a * dh * row + b * dw for a in range(kh) for b in range(kw)]
-    for start, tap in zip(starts, taps):
-        window = x[:, start : start + length]
-        if c_in == 1:
-            Y.addcmul_(tap, window)
-        else:
-            Y.addmm_(tap, window)
-    return Y.as_strided((c_out, oh, ow), (length, sh * row, sw)).contiguous()
+    if any(sides):
+        X = padded(X, sides)
+    cs, rs, ws = X.stride()
+    windows = X.as_strided(
+        (c_in, kh, kw, oh, ow), (cs, dh * rs, dw * ws, sh * rs, sw * ws), X.storage_offset()
+    )
+    if c_in == c_out == 1:
+        return _sum_of_taps(windows[0], K.reshape(kh * kw))[None]
+    return _im2col_matmul(windows, K.reshape(c_out, c_in * kh * kw))
+
+
+def _sum_of_taps(windows, taps):
+    """``sum_ab taps[a*kw + b] * windows[a, b]``, one in-place multiply-add per tap."""
+    shifted = [window for row in windows.unbind() for window in row.unbind()]
+    taps = taps.unbind()
+    Y = (shifted[0] * taps[0]).contiguous()  # row-major, like F.conv2d's, even for a transposed X
+    for window, tap in zip(shifted[1:], taps[1:]):
+        Y.addcmul_(window, tap)
+    return Y
+
+
+def _im2col_matmul(windows, weights):
+    """``weights @ windows.reshape(depth, oh * ow)``, a band of output rows at a time."""
+    depth, (oh, ow) = weights.shape[1], windows.shape[-2:]
+    band = max(1, IM2COL_BYTES // (depth * ow * windows.element_size()))
+    Y = [
+        (weights @ windows[..., i : i + band, :].reshape(depth, -1)).view(-1, min(band, oh - i), ow)
+        for i in range(0, oh, band)
+    ]
+    return Y[0] if len(Y) == 1 else torch.cat(Y, dim=1)

@@ -1,11 +1,13 @@
 """Multi-channel correlation, 1x1 kernels and pooling against PyTorch."""
 
+from unittest import mock
+
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from reference import torch_corr2d_multi
+from reference import torch_corr2d, torch_corr2d_multi
 from strategies import conv_problems, pairs, tensors
 
 import convlab
@@ -19,6 +21,52 @@ def test_multi_in_out_matches_torch(problem, c_in, c_out, seed):
     hw, khw, options = problem
     X, K = tensors(seed, c_in, *hw), tensors(seed + 1, c_out, c_in, *khw)
     torch.testing.assert_close(convlab.corr2d_multi_in_out(X, K, **options), torch_corr2d_multi(X, K, **options), **TOL)
+
+
+def assert_multi_gradients_match_torch(X, K, options):
+    X, K = X.requires_grad_(), K.requires_grad_()
+    X_ref, K_ref = X.detach().clone().requires_grad_(), K.detach().clone().requires_grad_()
+    Y, Y_ref = convlab.corr2d_multi_in_out(X, K, **options), torch_corr2d_multi(X_ref, K_ref, **options)
+    upstream = torch.randn(Y.shape, generator=torch.Generator().manual_seed(0))
+    (Y * upstream).sum().backward()
+    (Y_ref * upstream).sum().backward()
+    torch.testing.assert_close(X.grad, X_ref.grad, **TOL)
+    torch.testing.assert_close(K.grad, K_ref.grad, **TOL)
+
+
+@settings(max_examples=50)
+@given(conv_problems(max_size=8, max_kernel=4), channels, channels, st.integers(0, 2**16))
+def test_multi_in_out_gradients_match_torch(problem, c_in, c_out, seed):
+    hw, khw, options = problem
+    assert_multi_gradients_match_torch(tensors(seed, c_in, *hw), tensors(seed + 1, c_out, c_in, *khw), options)
+
+
+@settings(max_examples=50)
+@given(conv_problems(max_size=10), channels, channels, st.integers(1, 2000), st.integers(0, 2**16))
+def test_im2col_in_bands_of_rows_matches_torch(problem, c_in, c_out, budget, seed):
+    """A small IM2COL_BYTES makes the engine build its columns a few output rows at a time."""
+    hw, khw, options = problem
+    X, K = tensors(seed, c_in, *hw), tensors(seed + 1, c_out, c_in, *khw)
+    with mock.patch.object(convlab.correlate, "IM2COL_BYTES", budget):
+        Y = convlab.corr2d_multi_in_out(X, K, **options)
+        assert_multi_gradients_match_torch(X, K, options)
+    assert Y.is_contiguous()
+    torch.testing.assert_close(Y, torch_corr2d_multi(X, K, **options), **TOL)
+
+
+def test_strided_views_as_input():
+    """The engine reads X through its strides and storage offset, so views need no copy first."""
+    base = tensors(0, 3, 12, 11)
+    views = {"transposed": base.transpose(1, 2), "sliced": base[1:, 2:, 1::2], "permuted": base.permute(0, 2, 1)[:, 1:-1]}
+    for name, X in views.items():
+        assert not X.is_contiguous(), name
+        K = tensors(1, 2, X.shape[0], 3, 2)
+        for options in (dict(), dict(padding=1, stride=2), dict(dilation=(2, 1))):
+            expected = torch_corr2d_multi(X.contiguous(), K, **options)
+            torch.testing.assert_close(convlab.corr2d_multi_in_out(X, K, **options), expected, **TOL)
+            Y = convlab.corr2d(X[-1], K[0, 0], **options)
+            assert Y.is_contiguous(), (name, options)
+            torch.testing.assert_close(Y, torch_corr2d(X[-1].contiguous(), K[0, 0], **options), **TOL)
 
 
 @given(conv_problems(max_size=10), channels, st.integers(0, 2**16))
