@@ -2,9 +2,10 @@
 
 ``corr2d_loop`` is the definition written as two loops, to read. ``corr2d`` gives
 the same result with one vectorized operation per kernel tap, fast enough to
-beat ``torch.nn.functional.conv2d`` on single-channel images. ``conv2d`` is true
-convolution: correlation with the kernel flipped along both axes. ``correlate``
-is the engine behind ``corr2d`` and the multi-channel functions.
+beat ``torch.nn.functional.conv2d`` on single-channel images from 256x256 up.
+``conv2d`` is true convolution: correlation with the kernel flipped along both
+axes. ``correlate`` is the engine behind ``corr2d`` and the multi-channel
+functions.
 """
 
 import torch
