@@ -14,8 +14,8 @@ from ._checks import check_same_dtype, check_tensor
 from .padding import padded
 from .shapes import geometry
 
-# Largest im2col matrix built at once, in bytes: bigger ones are built a band of
-# output rows at a time, so memory stays bounded and the allocator reuses blocks.
+# Most bytes of im2col columns built at once: larger inputs are done a group of
+# bands of output rows at a time, so that memory stays bounded.
 IM2COL_BYTES = 4 << 20
 
 
@@ -123,29 +123,32 @@ def correlate(X, K, *, padding=0, stride=1, dilation=1):
     The engine behind every vectorized function in this package; arguments are
     checked by the public functions that call it.
 
-    It first builds one strided *view* of the padded input, with no copy:
+    It views the padded input as
     ``windows[c, a, b, i, j] = X[c, i*sh + a*dh, j*sw + b*dw]``, the input that
-    kernel tap ``(a, b)`` of channel ``c`` meets at output pixel ``(i, j)``. Then
+    kernel tap ``(a, b)`` of channel ``c`` meets at output pixel ``(i, j)``: one
+    strided view, no copy. Then
 
     - one input and one output channel: each tap adds ``K[a, b] * windows[0, a, b]``,
       a whole-image multiply-add, ``kh * kw`` of them in all;
     - several channels: the view, copied into a ``(C_in*kh*kw, oh*ow)`` matrix
       (im2col), is multiplied by the kernels reshaped to ``(C_out, C_in*kh*kw)``,
-      one matrix product for at most ``IM2COL_BYTES`` of columns at a time.
+      in bands of output rows (see ``_im2col_matmul``).
     """
     (c_out, c_in, kh, kw), (_, h, w) = K.shape, X.shape
-    sides, (sh, sw), (dh, dw), (oh, ow) = geometry(
-        (h, w), (kh, kw), padding=padding, stride=stride, dilation=dilation
-    )
-    if any(sides):
-        X = padded(X, sides)
-    cs, rs, ws = X.stride()
-    windows = X.as_strided(
-        (c_in, kh, kw, oh, ow), (cs, dh * rs, dw * ws, sh * rs, sw * ws), X.storage_offset()
-    )
+    shape = geometry((h, w), (kh, kw), padding=padding, stride=stride, dilation=dilation)
     if c_in == c_out == 1:
-        return _sum_of_taps(windows[0], K.reshape(kh * kw))[None]
-    return _im2col_matmul(windows, K.reshape(c_out, c_in * kh * kw))
+        return _sum_of_taps(_windows(X, (kh, kw), shape)[0], K.reshape(kh * kw))[None]
+    return _im2col_matmul(X, K.reshape(c_out, c_in * kh * kw), (kh, kw), shape)
+
+
+def _windows(X, kernel, shape):
+    """The strided view ``windows[c, a, b, i, j]`` of ``X`` padded by ``shape.padding``."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, shape.stride, shape.dilation, shape.output
+    if any(shape.padding):
+        X = padded(X, shape.padding)
+    cs, rs, ws = X.stride()
+    strides = (cs, dh * rs, dw * ws, sh * rs, sw * ws)
+    return X.as_strided((X.shape[0], kh, kw, oh, ow), strides, X.storage_offset())
 
 
 def _sum_of_taps(windows, taps):
@@ -158,12 +161,28 @@ def _sum_of_taps(windows, taps):
     return Y
 
 
-def _im2col_matmul(windows, weights):
-    """``weights @ windows.reshape(depth, oh * ow)``, a band of output rows at a time."""
-    depth, (oh, ow) = weights.shape[1], windows.shape[-2:]
-    band = max(1, IM2COL_BYTES // (depth * ow * windows.element_size()))
-    Y = [
-        (weights @ windows[..., i : i + band, :].reshape(depth, -1)).view(-1, min(band, oh - i), ow)
-        for i in range(0, oh, band)
-    ]
-    return Y[0] if len(Y) == 1 else torch.cat(Y, dim=1)
+def _im2col_matmul(X, weights, kernel, shape):
+    """``weights @ im2col(X)``, with the output rows cut into bands, one per thread.
+
+    The im2col columns of ``threads`` bands are copied at once into a ``(bands,
+    depth, rows * ow)`` tensor, and ``torch.bmm`` multiplies each band by the
+    weights. Both split their work by band, so each thread reads the columns it
+    wrote itself. With one ``(depth, oh * ow)`` matrix the copy splits the rows
+    and the product the columns, so each thread reads columns the other wrote; on
+    the 2-core virtual machine this was measured on, that made some periods twice
+    as slow. Groups of bands are thinner when needed to keep their columns within
+    ``IM2COL_BYTES``, and the ``oh % bands`` rows left over take one more product.
+    """
+    (c_out, depth), (oh, ow), threads = weights.shape, shape.output, torch.get_num_threads()
+    most_rows = max(1, IM2COL_BYTES // (threads * depth * ow * X.element_size()))
+    bands = min(oh, threads * -(-oh // (threads * most_rows)))
+    rows = oh // bands
+    windows = _windows(X, kernel, shape)
+    pieces = []
+    for group in windows[..., : bands * rows, :].unflatten(3, (bands, rows)).movedim(3, 0).split(threads):
+        columns = group.reshape(len(group), depth, rows * ow)
+        pieces += torch.bmm(weights.expand(len(group), c_out, depth), columns).view(-1, c_out, rows, ow).unbind()
+    if bands * rows < oh:
+        rest = windows[..., bands * rows :, :]
+        pieces.append((weights @ rest.reshape(depth, -1)).view(c_out, -1, ow))
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)

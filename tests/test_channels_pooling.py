@@ -42,14 +42,21 @@ def test_multi_in_out_gradients_match_torch(problem, c_in, c_out, seed):
 
 
 @settings(max_examples=50)
-@given(conv_problems(max_size=10), channels, channels, st.integers(1, 2000), st.integers(0, 2**16))
-def test_im2col_in_bands_of_rows_matches_torch(problem, c_in, c_out, budget, seed):
-    """A small IM2COL_BYTES makes the engine build its columns a few output rows at a time."""
+@given(
+    conv_problems(max_size=10), channels, channels, st.integers(1, 3), st.integers(1, 2000), st.integers(0, 2**16)
+)
+def test_im2col_in_bands_of_rows_matches_torch(problem, c_in, c_out, threads, budget, seed):
+    """The output rows are cut into one band per thread, and thinner bands under a small IM2COL_BYTES."""
     hw, khw, options = problem
     X, K = tensors(seed, c_in, *hw), tensors(seed + 1, c_out, c_in, *khw)
-    with mock.patch.object(convlab.correlate, "IM2COL_BYTES", budget):
-        Y = convlab.corr2d_multi_in_out(X, K, **options)
-        assert_multi_gradients_match_torch(X, K, options)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with mock.patch.object(convlab.correlate, "IM2COL_BYTES", budget):
+            Y = convlab.corr2d_multi_in_out(X, K, **options)
+            assert_multi_gradients_match_torch(X, K, options)
+    finally:
+        torch.set_num_threads(threads_before)
     assert Y.is_contiguous()
     torch.testing.assert_close(Y, torch_corr2d_multi(X, K, **options), **TOL)
 
