@@ -1,5 +1,6 @@
 """PyTorch's own operations, called the way convlab's options mean, as the reference."""
 
+import torch
 import torch.nn.functional as F
 
 
@@ -21,3 +22,16 @@ def torch_corr2d_multi(X, K, *, padding=0, stride=1, dilation=1):
     """``F.conv2d`` on a (C_in, H, W) input and (C_out, C_in, kh, kw) kernels."""
     p = _torch_padding(padding, K.shape[2:], dilation)
     return F.conv2d(X[None], K, padding=p, stride=stride, dilation=dilation)[0]
+
+
+def assert_gradients_match(fn, reference, X, K, options):
+    """``fn`` and ``reference`` give the same gradients for X and K under one random upstream gradient."""
+    X, K = X.detach().requires_grad_(), K.detach().requires_grad_()
+    X_ref, K_ref = X.detach().clone().requires_grad_(), K.detach().clone().requires_grad_()
+    Y, Y_ref = fn(X, K, **options), reference(X_ref, K_ref, **options)
+    upstream = torch.randn(Y.shape, generator=torch.Generator().manual_seed(0), dtype=Y.dtype)
+    (Y * upstream).sum().backward()
+    (Y_ref * upstream).sum().backward()
+    case = f"X {tuple(X.shape)}, K {tuple(K.shape)}, {options}"
+    torch.testing.assert_close(X.grad, X_ref.grad, atol=1e-5, rtol=1e-5, msg=lambda m: f"dL/dX for {case}\n{m}")
+    torch.testing.assert_close(K.grad, K_ref.grad, atol=1e-5, rtol=1e-5, msg=lambda m: f"dL/dK for {case}\n{m}")

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from reference import torch_corr2d, torch_corr2d_multi
+from reference import assert_gradients_match, torch_corr2d, torch_corr2d_multi
 from strategies import conv_problems, pairs, tensors
 
 import convlab
@@ -23,22 +23,12 @@ def test_multi_in_out_matches_torch(problem, c_in, c_out, seed):
     torch.testing.assert_close(convlab.corr2d_multi_in_out(X, K, **options), torch_corr2d_multi(X, K, **options), **TOL)
 
 
-def assert_multi_gradients_match_torch(X, K, options):
-    X, K = X.requires_grad_(), K.requires_grad_()
-    X_ref, K_ref = X.detach().clone().requires_grad_(), K.detach().clone().requires_grad_()
-    Y, Y_ref = convlab.corr2d_multi_in_out(X, K, **options), torch_corr2d_multi(X_ref, K_ref, **options)
-    upstream = torch.randn(Y.shape, generator=torch.Generator().manual_seed(0))
-    (Y * upstream).sum().backward()
-    (Y_ref * upstream).sum().backward()
-    torch.testing.assert_close(X.grad, X_ref.grad, **TOL)
-    torch.testing.assert_close(K.grad, K_ref.grad, **TOL)
-
-
 @settings(max_examples=50)
 @given(conv_problems(max_size=8, max_kernel=4), channels, channels, st.integers(0, 2**16))
 def test_multi_in_out_gradients_match_torch(problem, c_in, c_out, seed):
     hw, khw, options = problem
-    assert_multi_gradients_match_torch(tensors(seed, c_in, *hw), tensors(seed + 1, c_out, c_in, *khw), options)
+    X, K = tensors(seed, c_in, *hw), tensors(seed + 1, c_out, c_in, *khw)
+    assert_gradients_match(convlab.corr2d_multi_in_out, torch_corr2d_multi, X, K, options)
 
 
 @settings(max_examples=50)
@@ -54,7 +44,7 @@ def test_im2col_in_bands_of_rows_matches_torch(problem, c_in, c_out, threads, bu
     try:
         with mock.patch.object(convlab.correlate, "IM2COL_BYTES", budget):
             Y = convlab.corr2d_multi_in_out(X, K, **options)
-            assert_multi_gradients_match_torch(X, K, options)
+            assert_gradients_match(convlab.corr2d_multi_in_out, torch_corr2d_multi, X, K, options)
     finally:
         torch.set_num_threads(threads_before)
     assert Y.is_contiguous()

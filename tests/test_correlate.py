@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference import torch_corr2d
+from reference import assert_gradients_match, torch_corr2d
 from strategies import conv_problems, tensors
 
 import convlab
@@ -48,14 +48,7 @@ def test_conv2d_differs_from_corr2d_on_an_asymmetric_kernel():
 
 def assert_gradients_match_torch(fn, problem, seed):
     hw, khw, options = problem
-    X, K = tensors(seed, *hw).requires_grad_(), tensors(seed + 1, *khw).requires_grad_()
-    X_ref, K_ref = X.detach().clone().requires_grad_(), K.detach().clone().requires_grad_()
-    Y, Y_ref = fn(X, K, **options), torch_corr2d(X_ref, K_ref, **options)
-    upstream = tensors(seed + 2, *Y.shape)
-    (Y * upstream).sum().backward()
-    (Y_ref * upstream).sum().backward()
-    torch.testing.assert_close(X.grad, X_ref.grad, **TOL, msg=lambda m: f"dL/dX for X {hw}, K {khw}, {options}\n{m}")
-    torch.testing.assert_close(K.grad, K_ref.grad, **TOL, msg=lambda m: f"dL/dK for X {hw}, K {khw}, {options}\n{m}")
+    assert_gradients_match(fn, torch_corr2d, tensors(seed, *hw), tensors(seed + 1, *khw), options)
 
 
 @settings(max_examples=50)
