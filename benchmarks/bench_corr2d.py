@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import convlab
-from convlab.timing import ratio_per_round
+from convlab.timing import median_time, ratio_per_round
 
 SIZES = (64, 128, 256, 512, 1024)
 KERNELS = (3, 5, 7)
@@ -30,7 +30,7 @@ MULTI = dict(c_in=16, c_out=32, size=64, kernel=3)
 def row(name_in, name_kernel, fn, reference, rounds, repeats, loop=None):
     ratios = ratio_per_round(fn, reference, rounds=rounds, repeats=repeats)
     loop_ratio = ratio_per_round(loop, reference, rounds=1, repeats=3)[0] if loop else None
-    milliseconds = convlab.timing.median_time(reference, repeats=repeats) * 1e3
+    milliseconds = median_time(reference, repeats=repeats) * 1e3
     return name_in, name_kernel, milliseconds, ratios, loop_ratio
 
 

@@ -178,10 +178,11 @@ def _im2col_matmul(X, weights, kernel, shape):
     bands = min(oh, threads * -(-oh // (threads * most_rows)))
     rows = oh // bands
     windows = _windows(X, kernel, shape)
+    banded = windows[..., : bands * rows, :].unflatten(3, (bands, rows)).movedim(3, 0)
     pieces = []
-    for group in windows[..., : bands * rows, :].unflatten(3, (bands, rows)).movedim(3, 0).split(threads):
+    for group in banded.split(threads):
         columns = group.reshape(len(group), depth, rows * ow)
-        pieces += torch.bmm(weights.expand(len(group), c_out, depth), columns).view(-1, c_out, rows, ow).unbind()
+        pieces += torch.bmm(weights.expand(len(group), -1, -1), columns).view(-1, c_out, rows, ow).unbind()
     if bands * rows < oh:
         rest = windows[..., bands * rows :, :]
         pieces.append((weights @ rest.reshape(depth, -1)).view(c_out, -1, ow))
