@@ -20,6 +20,7 @@ import nbformat
 import pytest
 
 from convlab.classgrade import grade_class, report, run, sandbox, worker
+from convlab.classgrade.__main__ import main as classgrade_main
 
 sys.path.insert(0, str(Path(__file__).parent))
 from classgrade_postgres import postgres_server  # noqa: E402
@@ -56,8 +57,7 @@ def corpus_run(course, tmp_path_factory):
 
 
 def _score(res):
-    return sum(cell["auto_score"] or 0 for nb in res.get("notebooks", {}).values()
-               for cell in nb["cells"].values())
+    return report.totals({"student": res})["student"][0]
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
@@ -175,12 +175,36 @@ def test_lms_download_is_collected_and_graded(lms_postgres_run):
 def test_postgresql_gradebook_holds_the_merged_grades(lms_postgres_run):
     result, stored, flagged, out = lms_postgres_run
     assert stored == {"alice": 4, "bob": 2, "carol": 0}
-    attention = {s: r["flags"] for s, r in result.results.items() if r["flags"]}
+    attention = result.needs_attention
     assert flagged == set(attention), attention     # formgrader shows them as flagged
     assert "carol" in flagged
     assert not (out / "gradebook.db").exists()
     with open(out / "grades.csv") as f:
         assert {r["student_id"]: float(r["score"]) for r in csv.DictReader(f)} == stored
+
+
+def test_regrading_updates_the_gradebook_or_refuses_a_changed_test(corpus_run, course, tmp_path):
+    """Grading again (here through the command line) into the same gradebook works; a source
+    whose test cells changed is refused by nbgrader before anything is graded, instead of
+    failing half-way through the merge."""
+    _, out = corpus_run
+    db_url = f"sqlite:///{out / 'gradebook.db'}"
+    one = tmp_path / "submitted"
+    shutil.copytree(HOSTILE / "submitted" / "correct", one / "correct")
+    # through the command line, as `make grade` runs it
+    argv = ["tiny", str(one), "--course", str(course), "--out", str(tmp_path / "again"), "--workers", "1",
+            "--timeout", str(TIMEOUT), "--memory", "2G", "--db-url", db_url, "--no-progress", "--no-feedback"]
+    assert classgrade_main(argv) == 0
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert _score(again["correct"]) == EXPECTED["correct"]["score"]
+    assert not (tmp_path / "again" / "feedback").exists() and (tmp_path / "again" / "autograded").is_dir()
+    changed = tmp_path / "changed"
+    shutil.copytree(course, changed)
+    notebook = changed / "solutions" / "tiny" / "tiny.ipynb"
+    notebook.write_text(notebook.read_text().replace('"grade_id": "test_double"', '"grade_id": "test_twice"'))
+    with pytest.raises(RuntimeError, match="(?s)Cannot add or remove cells.*grade into a new gradebook"):
+        grade_class(changed, "tiny", one, tmp_path / "changed-out", timeout=TIMEOUT, memory="2G",
+                    wall=240, db_url=db_url, progress=False)
 
 
 # ---- small units -------------------------------------------------------------------------
@@ -190,6 +214,27 @@ def test_parse_bytes():
     assert run.parse_bytes("512M") == 512 * 2**20
     assert run.parse_bytes("1000") == 1000
     assert run.parse_bytes("0") is None
+    assert run.parse_bytes("4GiB") == 4 * 2**30
+    for bad in ("4X", "lots", "-1G"):
+        with pytest.raises(ValueError, match=f"memory must be a number of bytes.*got '{bad}'"):
+            run.parse_bytes(bad)
+
+
+def test_retries_skip_the_cell_that_hung_then_fall_back_to_the_blank_release(tmp_path):
+    """The runner's decisions after a wall-clock kill (the kill itself takes minutes to provoke)."""
+    runner = run._Runner(workers=1, wall=60)
+    job = dict(student="s", assignment="tiny", work=str(tmp_path))
+    result = dict(status="wall_timeout", starts=["abc123"])
+    retry = runner._retry(job, result)
+    assert retry["attempt"] == 2 and not retry.get("blank")
+    assert "abc123" in retry["skip"] and "wall-clock limit (60 s)" in retry["skip"]["abc123"]
+    assert retry["flags"] == ["a cell: grading exceeded the wall-clock limit (60 s) while it ran; "
+                              "graded again without running it"]
+    last = runner._retry(dict(retry, attempt=3), dict(status="error", error="boom\nkernel died"))
+    assert last["blank"] and last["flags"][-1] == "grading failed: kernel died"
+    final = dict(status="error", error="still broken")
+    assert runner._retry(last, final) is None and final["flags"][-1] == "grading failed: still broken"
+    assert runner._retry(job, dict(status="ok")) is None
 
 
 def test_write_check_allows_only_the_submission_folders(tmp_path):
@@ -199,6 +244,30 @@ def test_write_check_allows_only_the_submission_folders(tmp_path):
     assert not writable(str(tmp_path / ".." / "x"))
     assert is_write("w", None) and is_write("r+", None) and not is_write("r", 0)
     assert is_write(None, os.O_WRONLY | os.O_CREAT) and not is_write(None, os.O_RDONLY)
+
+
+def test_audit_hook_lets_a_notebook_copy_data_in_but_not_out(tmp_path):
+    """Reading a file from outside (shutil.copy into the folder) is allowed; writing or linking out is not."""
+    folder, outside = tmp_path / "submission", tmp_path / "data.csv"
+    folder.mkdir()
+    outside.write_text("1,2\n")
+    script = f"""
+import os, shutil
+from convlab.classgrade import sandbox
+sandbox._install_audit_hook([{str(folder)!r}], os.open(os.devnull, os.O_WRONLY))
+shutil.copy({str(outside)!r}, {str(folder)!r})
+for attempt in (lambda: shutil.copy({str(outside)!r}, {str(tmp_path / 'copy.csv')!r}),
+                lambda: os.link({str(outside)!r}, {str(folder / 'link.csv')!r})):
+    try:
+        attempt()
+    except PermissionError as error:
+        print(error)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert (folder / "data.csv").read_text() == "1,2\n"
+    refused = done.stdout.splitlines()
+    assert len(refused) == 2 and all("outside the submission folder" in line for line in refused), done.stdout
+    assert not (tmp_path / "copy.csv").exists() and not (folder / "link.csv").exists()
 
 
 def test_sanitize_restores_deleted_cells_and_replaces_broken_files(tmp_path):

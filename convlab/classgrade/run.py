@@ -49,11 +49,17 @@ def parse_bytes(text):
     """'4G' -> 4 * 2**30; plain integers are bytes; None/'0' -> None (no limit)."""
     if text in (None, "", "0", 0):
         return None
-    text = str(text).strip().upper().rstrip("B")
+    digits = str(text).strip().upper().removesuffix("B").removesuffix("I")
     units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    if text[-1:] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+    scale = units.get(digits[-1:], 1)
+    try:
+        size = float(digits[:-1] if scale > 1 else digits)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise ValueError(f"memory must be a number of bytes, optionally with K, M, G or T "
+                         f"(e.g. 4G or 512M), or 0 for no limit; got {text!r}")
+    return int(size * scale)
 
 
 def load_course_config(course):
@@ -107,19 +113,11 @@ def _generate(course_config, source_dir, assignment, root, db_url, course_id="")
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     result = api.generate_assignment(assignment, force=True, create=True)
     if not result.get("success"):
-        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n"
-                           + (result.get("error") or result.get("log") or ""))
+        log = (result.get("log") or "") + (result.get("error") or "")
+        hint = ("\nThe gradebook holds submissions graded against other test cells; grade into a "
+                "new gradebook (another --out, or --db-url)." if "Cannot add or remove cells" in log else "")
+        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{log}{hint}")
     return root / "release" / assignment
-
-
-def _has_assignment(db_url, assignment, course_id):
-    from nbgrader.api import Gradebook, MissingEntry
-    with Gradebook(db_url, course_id) as gb:
-        try:
-            gb.find_assignment(assignment)
-            return True
-        except MissingEntry:
-            return False
 
 
 def collect(submissions, assignment, release_dir, tmp, regex=None):
@@ -201,8 +199,14 @@ class _Runner:
         self.ctx = multiprocessing.get_context("fork")
 
     def run(self, jobs, on_result):
-        pending = list(jobs)
         running = {}   # sentinel -> (proc, conn, job, start)
+        try:
+            self._loop(list(jobs), running, on_result)
+        finally:  # an error in on_result must not leave graders running in a deleted folder
+            for proc, _, job, _ in running.values():
+                _kill(proc, Path(job["work"]) / "private")
+
+    def _loop(self, pending, running, on_result):
         finished = []  # merged after the freed slots are refilled, so no worker waits
         while pending or running or finished:
             while pending and len(running) < self.workers:
@@ -234,14 +238,15 @@ class _Runner:
                                       error=f"the grading process died (exit code {proc.exitcode})")
                 elif now - start > self.wall:
                     _kill(proc, Path(job["work"]) / "private")
-                    starts, _, _ = worker.kernel_log(Path(job["work"]) / "private")
+                    starts, _ = worker.kernel_log(Path(job["work"]) / "private")
                     result = dict(student=job["student"], status="wall_timeout", starts=starts,
                                   flags=list(job.get("flags", [])))
                 else:
                     continue
                 proc.join(10)
                 recv.close()
-                _kill(proc, Path(job["work"]) / "private") if proc.is_alive() else None
+                if proc.is_alive():
+                    _kill(proc, Path(job["work"]) / "private")
                 del running[key]
                 retry = self._retry(job, result)
                 if retry is not None:
@@ -349,13 +354,15 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     # the assignment -> course foreign key that sqlite ignores, so name a course there
     course_id = config.CourseDirectory.get("course_id", "") or (
         "" if db_url.startswith("sqlite") else "default_course")
+    memory_bytes = parse_bytes(memory)
     _alembic_head_in_process()
     tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
     try:
         template_db = tmp / "template.db"
         release_dir = _generate(config, source_dir, assignment, tmp / "template", f"sqlite:///{template_db}")
-        if not _has_assignment(db_url, assignment, course_id):
-            _generate(config, source_dir, assignment, tmp / "main", db_url, course_id)
+        # always, as nbgrader does: a changed source updates the gradebook, or nbgrader refuses
+        # ("Cannot add or remove cells ... because there are submissions") before anything is graded
+        _generate(config, source_dir, assignment, tmp / "main", db_url, course_id)
         release = {p.name: nbformat.read(str(p), as_version=4)
                    for p in sorted(release_dir.glob("*.ipynb"))}
         students = collect(submissions, assignment, release_dir, tmp, regex)
@@ -363,7 +370,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
         jobs = [dict(student=s, assignment=assignment, submission_dir=str(d),
                      work=str(tmp / "work" / s), template_db=str(template_db),
                      source_dir=str(source_dir), release=release, timeout=timeout,
-                     memory_bytes=parse_bytes(memory), feedback=feedback,
+                     memory_bytes=memory_bytes, feedback=feedback,
                      config=json.loads(json.dumps(plain, default=str)))
                 for s, d in students.items()]
         result = ClassResult(out=out, db_url=db_url)
@@ -376,8 +383,8 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
             if res.get("status") == "ok":
                 merge(db_url, assignment, student, res, course_id)
                 for kind in ("autograded", "feedback"):
-                    src = Path(res.get(kind, ""))
-                    if src.is_dir():
+                    src = Path(res[kind]) if res.get(kind) else None  # no feedback with --no-feedback
+                    if src and src.is_dir():
                         dest = out / kind / student / assignment
                         shutil.rmtree(dest, ignore_errors=True)
                         shutil.copytree(src, dest)
