@@ -35,8 +35,7 @@ DOUBLE = '''def double(x):
 
 
 def solution_cell(source, grade_id):
-    name, body = source.split('"""', 2)[0], source
-    sig, doc_and_body = body.split("\n", 1)
+    sig, doc_and_body = source.split("\n", 1)
     doc, impl = doc_and_body.split("\n", 1)
     src = f"{sig}\n{doc}\n    ### BEGIN SOLUTION\n{impl}\n    ### END SOLUTION"
     return code(src, grade_id, solution=True)
@@ -110,7 +109,7 @@ def insert_after(nb, grade_id, source):
 
 
 def cases(release):
-    """case -> (notebook, raw text or None when missing, earned points, reason phrase)."""
+    """case -> (notebook, or raw text, or None when missing; earned points; reason phrase)."""
     out = {}
     out["correct"] = (student(release), 4, None)
     out["wrong"] = (student(release, WRONG), 1, None)

@@ -127,7 +127,8 @@ def course(request, tmp_path_factory):
 
 
 def scores(root, assignment, student):
-    """{grade_id: (score, max_score)} of the autograded cells, and the total autograded score."""
+    """``(auto, manual)``: {grade_id: (score, max_score)} of the code grade cells, and
+    {grade_id: needs manual grade} of the written answers."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:

@@ -13,4 +13,4 @@ def __getattr__(name):
     if name in __all__:
         from . import run
         return getattr(run, name)
-    raise AttributeError(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

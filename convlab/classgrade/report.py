@@ -1,5 +1,6 @@
 """The class report: score distribution, per-test failure rates, manual attention."""
 import html
+import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -32,9 +33,9 @@ def totals(results):
         score = maximum = 0.0
         for nb in res.get("notebooks", {}).values():
             for cell in nb["cells"].values():
-                if not cell["needs_manual_grade"] or cell["cell_type"] == "code":
+                if cell["cell_type"] == "code":
                     score += cell["auto_score"] or 0.0
-                    maximum += cell["max_score"] if cell["cell_type"] == "code" else 0.0
+                    maximum += cell["max_score"]
         out[student] = (score, maximum)
     return out
 
@@ -81,7 +82,7 @@ def write_report(result, assignment, out):
     rates = failure_rates(result.results)
     attention = result.needs_attention
     mean = sum(scores) / len(scores) if scores else 0.0
-    median = sorted(scores)[len(scores) // 2] if scores else 0.0
+    median = statistics.median(scores) if scores else 0.0
     pending, pending_points = manual_pending(result.results)
     manual = (f" {pending} answers ({pending_points:g} points per submission) await grading by hand "
               "in formgrader; they are not in these scores." if pending else "")

@@ -158,10 +158,13 @@ def _write_checks(allowed_roots):
 def _install_audit_hook(allowed_roots, log_fd):
     writable_path, is_write = _write_checks(allowed_roots)
     busy = []
-    mutating = {"os.remove": 1, "os.rmdir": 1, "os.mkdir": 1, "os.rename": 2, "os.replace": 2,
-                "os.link": 2, "os.symlink": 2, "os.chmod": 1, "os.chown": 1, "os.truncate": 1,
-                "os.utime": 1, "shutil.rmtree": 1, "shutil.copyfile": 2, "shutil.copytree": 2,
-                "shutil.move": 2, "os.chflags": 1, "os.mkfifo": 1, "os.mknod": 1}
+    # event -> positions of the paths to check: a copy only reads its source, but a link
+    # to an outside file would let later writes through it reach that file
+    mutating = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1),
+                "os.replace": (0, 1), "os.link": (0, 1), "os.symlink": (0, 1), "os.chmod": (0,),
+                "os.chown": (0,), "os.truncate": (0,), "os.utime": (0,), "shutil.rmtree": (0,),
+                "shutil.copyfile": (1,), "shutil.copytree": (1,), "shutil.move": (0, 1),
+                "os.chflags": (0,), "os.mkfifo": (0,), "os.mknod": (0,)}
     processes = {"os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn",
                  "os.fork", "os.forkpty", "pty.spawn", "os.startfile"}
     me = os.getpid()
@@ -180,8 +183,7 @@ def _install_audit_hook(allowed_roots, log_fd):
                 if is_write(mode, oflags) and not writable_path(path):
                     refuse("writing %s (outside the submission folder)" % os.fsdecode(path))
             elif event in mutating:
-                paths = args[:mutating[event]]
-                for p in paths:
+                for p in (args[i] for i in mutating[event]):
                     if not writable_path(p):
                         refuse("%s %s (outside the submission folder)" % (event, os.fsdecode(p)))
             elif event in processes:
@@ -204,8 +206,7 @@ def main(argv=None):
     if memory:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    with open(os.path.join(private, "skip.txt")) if os.path.exists(
-            os.path.join(private, "skip.txt")) else open(os.devnull) as f:
+    with open(os.path.join(private, "skip.txt")) as f:  # worker.prepare always writes it
         skip = {line.split()[0]: line.split(None, 1)[1].strip() for line in f if line.strip()}
     log_fd = os.open(os.path.join(private, "kernel.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
@@ -240,7 +241,6 @@ def main(argv=None):
 
     shell.events.register("pre_run_cell", pre_run_cell)
     shell.input_transformers_cleanup.insert(0, skip_transform)
-    os.write(log_fd, ("pid %d\n" % os.getpid()).encode())
     roots = [os.path.realpath(os.getcwd()), os.path.realpath(opts["scratch"])]
     _install_audit_hook(roots, log_fd)
     app.start()
