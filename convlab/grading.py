@@ -122,7 +122,8 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
         passed by position, in that order; tensors are cloned for every call.
     forbidden : tuple of str
         Torch functions the student must not call (see :func:`check_no_delegation`);
-        calling :mod:`convlab` is always forbidden. ``()`` allows anything.
+        calling :mod:`convlab` is forbidden too, unless ``forbidden`` is ``()``,
+        which allows anything.
     substitute : dict, optional
         Names in the student's notebook replaced, during the check, by trusted
         functions: ``{'corr2d': convlab.corr2d}`` tests a ``conv2d`` that calls
@@ -137,9 +138,9 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
     name = name or getattr(student_fn, "__name__", "your function")
     for kwargs in cases:
         case = describe(**kwargs)
-        ref_args, ref_options = _call_args(kwargs, positional, clone=True)
+        ref_args, ref_options = _call_args(kwargs, positional)
         expected = reference_fn(*ref_args, **ref_options)
-        args, options = _call_args(kwargs, positional, clone=True)
+        args, options = _call_args(kwargs, positional)
         before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
         got = check_no_delegation(student_fn, *args, forbidden=forbidden, substitute=substitute,
                                   name=name, case=case, **options)
@@ -173,6 +174,12 @@ def check_no_delegation(fn, *args, forbidden=DELEGATION, substitute=None, name=N
     AssertionError: corr2d calls torch conv2d; this part asks you to compute it yourself (explicit loops, no convolution or unfold from torch, no convlab), so it earns no points
     """
     __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
+    return _run_watched(fn, args, kwargs, forbidden=forbidden, substitute=substitute, name=name, case=case)[0]
+
+
+def _run_watched(fn, args, kwargs, *, forbidden, substitute, name, case):
+    """``(fn(*args, **kwargs), watch)`` with ``substitute`` bound; fail on delegation or an exception."""
+    __tracebackhide__ = True
     name = name or getattr(fn, "__name__", "your function")
     where = f" for {case}" if case else ""
     watch = _Watch(forbidden)
@@ -180,16 +187,14 @@ def check_no_delegation(fn, *args, forbidden=DELEGATION, substitute=None, name=N
         try:
             result = fn(*args, **kwargs)
         except Exception as error:
-            if watch.found:
-                pass  # the delegation is the message worth reading
-            else:
+            if not watch.found:  # a delegation is the message worth reading
                 _fail(f"{name} raised {type(error).__name__}: {error}{where}", cause=error)
     if watch.found:
         _fail(
             f"{name} calls {watch.found[0]}{where}; this part asks you to compute it yourself "
             "(explicit loops, no convolution or unfold from torch, no convlab), so it earns no points"
         )
-    return result
+    return result, watch
 
 
 def count_torch_calls(fn, *args, **kwargs):
@@ -213,9 +218,9 @@ def count_torch_calls(fn, *args, **kwargs):
 def check_few_calls(fn, kwargs, *, at_most, positional=("X", "K"), substitute=None, name=None, hint=""):
     """Assert that ``fn`` makes at most ``at_most`` torch calls on the case ``kwargs``.
 
-    Counts with :func:`count_torch_calls` (deterministic, unlike a timing); calls
-    made inside ``substitute``'s trusted references are not counted. Delegation is
-    forbidden as in :func:`check_no_delegation`.
+    Counts torch calls as :func:`count_torch_calls` does (deterministic, unlike a
+    timing); calls made inside ``substitute``'s trusted references are not counted.
+    Delegation is forbidden as in :func:`check_no_delegation`.
 
     >>> def per_pixel(X):
     ...     return torch.stack([x.clone() for x in X.flatten()]).reshape(X.shape)
@@ -227,15 +232,8 @@ def check_few_calls(fn, kwargs, *, at_most, positional=("X", "K"), substitute=No
     __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
     name = name or getattr(fn, "__name__", "your function")
     case = describe(**kwargs)
-    args, options = _call_args(kwargs, positional, clone=True)
-    watch = _Watch(DELEGATION)
-    with _substituted(fn, substitute, watch), watch.active():
-        try:
-            fn(*args, **options)
-        except Exception as error:
-            _fail(f"{name} raised {type(error).__name__}: {error} for {case}", cause=error)
-    if watch.found:
-        _fail(f"{name} calls {watch.found[0]} for {case}, so this part earns no points")
+    args, options = _call_args(kwargs, positional)
+    _, watch = _run_watched(fn, args, options, forbidden=DELEGATION, substitute=substitute, name=name, case=case)
     if watch.calls > at_most:
         _fail(f"{name} made {watch.calls} torch calls for {case}; at most {at_most} are allowed{hint}")
 
@@ -311,9 +309,10 @@ def _type_name(value):
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
 
 
-def _call_args(kwargs, positional, *, clone):
+def _call_args(kwargs, positional):
+    """Positional arguments and options of one case, tensors cloned."""
     def copy(value):
-        return value.clone() if clone and isinstance(value, torch.Tensor) else value
+        return value.clone() if isinstance(value, torch.Tensor) else value
 
     args = [copy(kwargs[key]) for key in positional if key in kwargs]
     options = {key: copy(value) for key, value in kwargs.items() if key not in positional}

@@ -115,6 +115,36 @@ def test_delegation_is_caught(fn, culprit):
     grading.check_against(fn, convlab.corr2d, grading.random_cases(0, 1), forbidden=())
 
 
+def delegates_then_raises(X, K):
+    torch.nn.functional.conv2d(X[None, None], K[None, None])
+    raise IndexError("index 9 is out of bounds")
+
+
+def test_a_delegation_is_reported_before_the_error_it_led_to():
+    with pytest.raises(AssertionError, match="delegates_then_raises calls torch conv2d for .*earns no points"):
+        grading.check_against(delegates_then_raises, convlab.corr2d, grading.random_cases(0, 1))
+
+
+def test_check_few_calls_fails_on_errors_and_delegation_and_skips_trusted_calls():
+    case = dict(X=torch.ones(5, 5), K=torch.ones(2, 2))
+    with pytest.raises(AssertionError, match="delegates_then_raises calls torch conv2d for X 5x5, K 2x2"):
+        grading.check_few_calls(delegates_then_raises, case, at_most=100)
+
+    def broken(X, K):
+        return X[9]
+
+    with pytest.raises(AssertionError, match="broken raised IndexError: .* for X 5x5, K 2x2"):
+        grading.check_few_calls(broken, case, at_most=100)
+    # my_conv2d's own call (flip) counts; the calls of a trusted corr2d do not, a student's do
+    globals()["corr2d"] = lambda X, K: X * 1
+    try:
+        grading.check_few_calls(my_conv2d, case, at_most=1, substitute={"corr2d": convlab.corr2d})
+        with pytest.raises(AssertionError, match="my_conv2d made 2 torch calls for X 5x5, K 2x2; at most 1"):
+            grading.check_few_calls(my_conv2d, case, at_most=1)
+    finally:
+        del globals()["corr2d"]
+
+
 def my_conv2d(X, K):
     return corr2d(X, K.flip(0, 1))  # noqa: F821 (bound by the test below, as in a notebook)
 
