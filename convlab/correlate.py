@@ -4,8 +4,8 @@
 the same result with one vectorized operation per kernel tap, fast enough to
 beat ``torch.nn.functional.conv2d`` on single-channel images from 256x256 up.
 ``conv2d`` is true convolution: correlation with the kernel flipped along both
-axes. ``correlate`` is the engine behind ``corr2d`` and the multi-channel
-functions.
+axes. ``correlate`` is the engine behind ``corr2d``, ``conv2d``,
+``corr2d_multi_in`` and ``corr2d_multi_in_out``.
 """
 
 import torch
@@ -120,8 +120,8 @@ def conv2d(X, K, *, padding=0, stride=1, dilation=1):
 def correlate(X, K, *, padding=0, stride=1, dilation=1):
     """Multi-channel cross-correlation: ``(C_in, H, W)`` by ``(C_out, C_in, kh, kw)``.
 
-    The engine behind every vectorized function in this package; arguments are
-    checked by the public functions that call it.
+    The engine behind ``corr2d``, ``conv2d``, ``corr2d_multi_in`` and
+    ``corr2d_multi_in_out``; arguments are checked by those public functions.
 
     It views the padded input as
     ``windows[c, a, b, i, j] = X[c, i*sh + a*dh, j*sw + b*dw]``, the input that

@@ -39,14 +39,14 @@ class BuiltBook:
     returncode: int
 
 
-def build_book(output, repo=REPO):
-    """Run ``jupyter-book build`` on ``repo`` into ``output`` and return a ``BuiltBook``."""
+def build_book(output):
+    """Run ``jupyter-book build`` on the repository into ``output`` and return a ``BuiltBook``."""
     jupyter_book = BIN / "jupyter-book"
     command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book",
-               "build", str(repo), "--path-output", str(output), "-W", "-n", "--keep-going"]
+               "build", str(REPO), "--path-output", str(output), "-W", "-n", "--keep-going"]
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     try:
-        done = subprocess.run(command, cwd=repo, env=env, stdout=subprocess.PIPE,
+        done = subprocess.run(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=BUILD_TIMEOUT)
         log, returncode = done.stdout, done.returncode
     except subprocess.TimeoutExpired as timeout:

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
+from test_book import toc_files
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "_build" / "screenshots"
@@ -40,17 +41,6 @@ pytestmark = pytest.mark.book
 
 def _config():
     return yaml.safe_load((REPO / "_config.yml").read_text())
-
-
-def _toc_pages():
-    """Docnames of the book in reading order: the root, then the chapters."""
-    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    pages = [toc["root"]]
-    for entry in toc.get("chapters", []):
-        pages.append(entry["file"])
-    for part in toc.get("parts", []):
-        pages.extend(entry["file"] for entry in part["chapters"])
-    return [str(Path(p).with_suffix("")) for p in pages]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -332,7 +322,7 @@ def test_math_is_typeset(visits):
 def test_code_cells_show_their_outputs(built_book, visits):
     executed = built_book.html.parent / "jupyter_execute"
     problems = {}
-    for docname in _toc_pages():
+    for docname in toc_files():
         seen = visits[f"{docname}.html"]
         notebook = executed / f"{docname}.ipynb"
         assert notebook.exists(), f"executed notebook {notebook} not found"
@@ -351,13 +341,13 @@ def test_code_cells_show_their_outputs(built_book, visits):
             elif expected and not (shown["visible"] or shown["toggled"]):
                 problems.setdefault(docname, []).append(f"code cell {number}: output hidden")
     assert not problems, problems
-    assert any(visits[f"{d}.html"]["cells"] for d in _toc_pages()), "no code cells anywhere"
+    assert any(visits[f"{d}.html"]["cells"] for d in toc_files()), "no code cells anywhere"
 
 
 def test_navigation_reaches_every_chapter(server, visits):
-    expected = [f"{server}{docname}.html" for docname in _toc_pages()]
+    expected = [f"{server}{docname}.html" for docname in toc_files()]
     # The sidebar of every page lists every chapter ...
-    for docname in _toc_pages():
+    for docname in toc_files():
         sidebar = {link.split("#")[0] for link in visits[f"{docname}.html"]["sidebar"]}
         missing = [url for url in expected if url not in sidebar]
         assert not missing, f"sidebar of {docname} lacks {missing}"
@@ -399,7 +389,7 @@ def test_chapters_link_to_their_exercise_notebooks(built_book, server, visits):
     hubs = {k: v.rstrip("/") for k, v in config.get("launch_buttons", {}).items()
             if k in ("binderhub_url", "jupyterhub_url") and v}
     assert hubs, "no launch button configured in _config.yml launch_buttons"
-    for docname in _toc_pages():
+    for docname in toc_files():
         box = visits[f"{docname}.html"]["exercise"]
         if docname not in mapping:
             assert box is None, f"{docname} has an exercise box but no assignment"
