@@ -46,13 +46,17 @@ def postgres_server():
     port = _free_port()
 
     def run(*cmd):
-        subprocess.run(as_user + list(cmd), check=True, capture_output=True, cwd=root)
+        done = subprocess.run(as_user + list(cmd), capture_output=True, text=True, cwd=root)
+        if done.returncode != 0:
+            server_log = open(log).read() if os.path.exists(log) else ""
+            raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
+                               f"{done.stdout}{done.stderr}{server_log}")
 
-    run("mkdir", sock)
-    run(os.path.join(bindir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-    run(os.path.join(bindir, "pg_ctl"), "-D", data, "-l", log, "-w", "-t", "60", "start", "-o",
-        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off")
     try:
+        run("mkdir", sock)
+        run(os.path.join(bindir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+        run(os.path.join(bindir, "pg_ctl"), "-D", data, "-l", log, "-w", "-t", "60", "start", "-o",
+            f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off")
         import psycopg2
         for _ in range(50):
             try:
@@ -60,6 +64,9 @@ def postgres_server():
                 break
             except psycopg2.OperationalError:
                 time.sleep(0.2)
+        else:
+            raise RuntimeError(f"PostgreSQL did not accept connections on port {port} within 10 s:\n"
+                               + open(log).read())
         conn.autocommit = True
         conn.cursor().execute("CREATE DATABASE gradebook")
         conn.close()

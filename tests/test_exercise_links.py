@@ -14,11 +14,11 @@ from exercise_links import launch_urls  # noqa: E402
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
 
 
-def build(tmp_path, *, conf="", notebook=True):
+def build(tmp_path, *, conf="", notebook=True, page="A chapter\n=========\n\nSome text.\n"):
     """Build a one-page project whose page maps to the assignment 'demo'."""
     src = tmp_path / "src"
     src.mkdir()
-    (src / "index.rst").write_text("A chapter\n=========\n\nSome text.\n")
+    (src / "index.rst").write_text(page)
     if notebook:
         (src / "exercises" / "demo").mkdir(parents=True)
         (src / "exercises" / "demo" / "demo.ipynb").write_text(NOTEBOOK)
@@ -78,10 +78,18 @@ def test_mapping_to_a_page_that_does_not_exist_fails_the_build(tmp_path):
     assert "book/nope is not a page of the book" in result.stderr
 
 
-def test_remote_script_fails_the_build(tmp_path):
-    result, _ = build(tmp_path, conf='html_js_files = ["https://cdn.example.org/x.js"]\n')
+@pytest.mark.parametrize("setting, url", [("html_js_files", "https://cdn.example.org/x.js"),
+                                          ("html_css_files", "https://cdn.example.org/x.css")])
+def test_remote_script_or_stylesheet_fails_the_build(tmp_path, setting, url):
+    result, _ = build(tmp_path, conf=f'{setting} = ["{url}"]\n')
     assert result.returncode != 0
-    assert "https://cdn.example.org/x.js from another site" in result.stderr
+    assert f"{url} from another site" in result.stderr
+
+
+def test_chapter_without_a_title_fails_the_build(tmp_path):
+    result, _ = build(tmp_path, page="Some text, no title.\n")
+    assert result.returncode != 0
+    assert "chapter index has no title to put the exercise link under" in result.stderr
 
 
 def test_launch_urls_for_other_hosts_and_classic_notebook():
