@@ -9,7 +9,12 @@ import argparse
 import os
 import sys
 
+from .jail import SandboxUnavailable
 from .run import DEFAULT_REGEX, grade_class
+
+
+NO_SANDBOX = ("convlab.classgrade: --no-sandbox: student code ran in your own account, with your "
+              "files, network and processes in reach; the report is marked unsandboxed")
 
 
 def main(argv=None):
@@ -37,11 +42,23 @@ def main(argv=None):
                              + DEFAULT_REGEX.replace("%", "%%"))
     parser.add_argument("--no-feedback", action="store_true", help="skip generate_feedback")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run student code in your own account, without the bwrap sandbox "
+                             "(only for code you trust; the report says so)")
     args = parser.parse_args(argv)
-    result = grade_class(args.course, args.assignment, args.submissions, args.out,
-                         workers=args.workers, timeout=args.timeout, memory=args.memory,
-                         wall=args.wall, db_url=args.db_url, regex=args.regex,
-                         feedback=not args.no_feedback, progress=not args.no_progress)
+    if args.no_sandbox:
+        print(NO_SANDBOX, file=sys.stderr)
+    try:
+        result = grade_class(args.course, args.assignment, args.submissions, args.out,
+                             workers=args.workers, timeout=args.timeout, memory=args.memory,
+                             wall=args.wall, db_url=args.db_url, regex=args.regex,
+                             feedback=not args.no_feedback, progress=not args.no_progress,
+                             sandbox=not args.no_sandbox)
+    except SandboxUnavailable as error:
+        print(error, file=sys.stderr)
+        return 2
+    if args.no_sandbox:
+        print(NO_SANDBOX, file=sys.stderr)
     print(f"graded {len(result.results)} submissions in {result.wall_seconds:.1f} s; "
           f"{len(result.needs_attention)} need attention")
     print(f"report: {result.out / 'report.html'}  grades: {result.out / 'grades.csv'}")

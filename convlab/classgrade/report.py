@@ -91,6 +91,8 @@ def write_report(result, assignment, out):
           f"{len(result.results)} submissions graded in {result.wall_seconds:.0f} s; "
           f"automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}. "
           f"Gradebook: `{result.db_url.split('@')[-1]}`.{manual}", "",
+          f"Sandbox: {result.sandbox}." + ("" if result.sandbox == "bwrap" else
+                                            " **Student code ran unsandboxed, in the grader's account.**"), "",
           "![score distribution](score_distribution.png)", "",
           "## Tests students fail most", "",
           "| notebook | test | points | failed | rate |", "|---|---|---:|---:|---:|"]
@@ -120,6 +122,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em}
 <body><h1>Class report: {e(assignment)}</h1>
 <p>{len(result.results)} submissions graded in {result.wall_seconds:.0f} s;
 automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}.{e(manual)}</p>
+<p>Sandbox: {e(result.sandbox)}.{"" if result.sandbox == "bwrap" else
+ " <strong>Student code ran unsandboxed, in the grader's account.</strong>"}</p>
 <img src="score_distribution.png" alt="score distribution">
 <h2>Tests students fail most</h2>
 <table><tr><th>notebook</th><th>test</th><th>points</th><th>failed</th><th>rate</th></tr>{rows}</table>

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import worker
+from . import jail, worker
 
 DEFAULT_REGEX = r".*/(?P<student_id>[^/_]+)_(?:LATE_)?(?:[0-9]+_)*(?P<file_id>[^/]+?)(?:-[0-9]+)?\.ipynb$"
 
@@ -39,6 +39,7 @@ class ClassResult:
     db_url: str
     results: dict = field(default_factory=dict)     # student -> worker result
     wall_seconds: float = 0.0
+    sandbox: str = "bwrap"                          # or "none (--no-sandbox)"
 
     @property
     def needs_attention(self):
@@ -175,6 +176,7 @@ def _kill(proc, private):
             except (ProcessLookupError, PermissionError, OSError):
                 pass
     proc.join(5)
+    jail.release(Path(private).parent / "jail")
 
 
 def _kernel_pids(private):
@@ -186,7 +188,7 @@ def _kernel_pids(private):
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"convlab.classgrade.sandbox" in cmdline and needle in cmdline:
+            if (b"convlab.classgrade.sandbox" in cmdline or b"bwrap" in cmdline) and needle in cmdline:
                 pids.append(int(entry.name))
     return pids
 
@@ -326,17 +328,24 @@ def export_csv(db_url, path, course_id=""):
 
 def grade_class(course, assignment, submissions, out, *, workers=None, timeout=30,
                 memory="4G", wall=600, db_url=None, regex=None, feedback=True,
-                progress=None, keep_work=False):
+                progress=None, keep_work=False, sandbox=True):
     """Autograde every submission of ``assignment``; see the module docstring.
 
     Returns a :class:`ClassResult`; writes into ``out``: ``autograded/``,
     ``feedback/``, ``grades.csv``, ``report.html`` + ``score_distribution.png``,
     ``results.json``, and ``gradebook.db`` unless ``db_url`` is given.
+
+    Each kernel runs in a bubblewrap sandbox (:mod:`convlab.classgrade.jail`);
+    :class:`~convlab.classgrade.jail.SandboxUnavailable` is raised before any
+    work when it cannot start. ``sandbox=False`` grades in the grader's own
+    account, guarded only from inside the kernel, and the report says so.
     """
     from tqdm.auto import tqdm
     from . import report as report_mod
 
     t_start = time.monotonic()
+    if sandbox:
+        jail.check()
     # nbgrader runs `alembic` (and kernels run python) from PATH: put this interpreter's bin first
     bindir = os.path.dirname(os.path.abspath(__import__("sys").executable))
     if not os.environ.get("PATH", "").startswith(bindir + os.pathsep):
@@ -368,12 +377,13 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
         students = collect(submissions, assignment, release_dir, tmp, regex)
         plain = {k: v for k, v in config.items() if k not in ("CourseDirectory",)}
         jobs = [dict(student=s, assignment=assignment, submission_dir=str(d),
-                     work=str(tmp / "work" / s), template_db=str(template_db),
+                     work=str(tmp / "work" / str(i)), template_db=str(template_db), sandbox=sandbox,
                      source_dir=str(source_dir), release=release, timeout=timeout,
                      memory_bytes=memory_bytes, feedback=feedback,
                      config=json.loads(json.dumps(plain, default=str)))
-                for s, d in students.items()]
-        result = ClassResult(out=out, db_url=db_url)
+                for i, (s, d) in enumerate(students.items())]
+        result = ClassResult(out=out, db_url=db_url,
+                             sandbox="bwrap" if sandbox else "none (--no-sandbox)")
         bar = tqdm(total=len(jobs), desc=f"grading {assignment}", unit="submission",
                    disable=progress is False)
 
@@ -387,7 +397,9 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
                     if src and src.is_dir():
                         dest = out / kind / student / assignment
                         shutil.rmtree(dest, ignore_errors=True)
-                        shutil.copytree(src, dest)
+                        # written by the submission: no links or special files out, sizes bounded
+                        res["flags"] += [f"not copied to {kind}/: {line}"
+                                         for line in jail.copy_checked(src, dest)]
             else:
                 res["flags"].append("could not be graded: " + (res.get("error") or res["status"])
                                     .strip().splitlines()[-1][:200])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import sandbox
+from . import jail, sandbox
 
 CHECK_PREFIX = "# Added by convlab.classgrade"
 PREIMPORT = ["torch", "numpy", "convlab", "convlab.grading"]
@@ -236,38 +236,72 @@ def kernel_log(private):
 
 
 def prepare(job):
-    """Lay out the private course of one submission; return its paths."""
+    """Lay out the private course of one submission; return its paths.
+
+    ``private`` (the kernel's log and options) and ``runtime`` (its connection
+    file and sockets) are bound into the sandbox; ``jail`` (the sandbox's
+    limits and cgroup) is not.
+    """
     work = Path(job["work"])
     if work.exists():
         shutil.rmtree(work)
     course, private, scratch = work / "course", work / "private", work / "scratch"
-    for d in (course, private, scratch / "home", scratch / "tmp", scratch / "mpl", scratch / "ipython"):
+    runtime, jail_dir = work / "rt", work / "jail"
+    for d in (course, private, runtime, scratch / "home", scratch / "tmp", scratch / "mpl", scratch / "ipython"):
         d.mkdir(parents=True)
     shutil.copy(job["template_db"], course / "gradebook.db")
     shutil.copytree(job["source_dir"], course / "source" / job["assignment"])
     dest = course / "submitted" / job["student"] / job["assignment"]
+    dest.mkdir(parents=True)
+    skipped = []
     if job.get("submission_dir") and Path(job["submission_dir"]).is_dir():
-        shutil.copytree(job["submission_dir"], dest, symlinks=False,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    else:
-        dest.mkdir(parents=True)
+        skipped = jail.copy_checked(job["submission_dir"], dest)
     (private / "skip.txt").write_text("".join(f"{h} {r}\n" for h, r in job.get("skip", {}).items()))
+    sandboxed = job.get("sandbox", True)
     (private / "sandbox.json").write_text(json.dumps(dict(
-        memory_bytes=job.get("memory_bytes"), scratch=str(scratch), preimport=PREIMPORT)))
+        memory_bytes=job.get("memory_bytes"), scratch=jail.SCRATCH if sandboxed else str(scratch),
+        preimport=PREIMPORT)))
+    kernel = ["-m", "convlab.classgrade.sandbox", "--private", str(private), "-f", "{connection_file}"]
+    if sandboxed:
+        jail.write_jail(jail_dir, job.get("limits"))
+        # run by path: ``-m`` would import convlab (and torch) just to start bwrap
+        kernel = [jail.__file__, "--jail", str(jail_dir)] + kernel[2:]
     kernel_dir = work / "share" / "jupyter" / "kernels" / "classgrade"
     kernel_dir.mkdir(parents=True)
+    # a signal to bwrap does not reach the kernel in its PID namespace: interrupt by message
     (kernel_dir / "kernel.json").write_text(json.dumps(dict(
-        argv=[sys.executable, "-m", "convlab.classgrade.sandbox", "--private", str(private),
-              "-f", "{connection_file}"],
+        argv=[sys.executable] + kernel, interrupt_mode="message" if sandboxed else "signal",
         display_name="Python 3 (convlab.classgrade sandbox)", language="python")))
-    return work, course, private, scratch, dest
+    return work, course, private, scratch, dest, skipped
+
+
+def _feedback_preprocessor():
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    class FeedbackWithoutHiddenTests(ClearHiddenTests):
+        """Remove the hidden tests from the feedback: their source, and the traceback of a
+        test cell that had them (IPython prints the failing lines); the error's last line,
+        the message written for the student, stays."""
+
+        enforce_metadata = False
+
+        def preprocess_cell(self, cell, resources, index):
+            removed = cell.cell_type == "code" and self._remove_hidden_test_region(cell)
+            if removed:
+                for out in cell.get("outputs", []):
+                    if out.get("output_type") == "error":
+                        out["traceback"] = [f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"]
+            return cell, resources
+
+    return FeedbackWithoutHiddenTests
 
 
 def grade_one(job):
     """Autograde one submission; return a JSON-able result (see module doc)."""
     t0 = time.monotonic()
     flags = list(job.get("flags", []))
-    work, course, private, scratch, dest = prepare(job)
+    work, course, private, scratch, dest, skipped = prepare(job)
+    flags += [f"left out of the submission: {line}" for line in skipped]
     env = dict(JUPYTER_PATH=str(work / "share" / "jupyter"), HOME=str(scratch / "home"),
                TMPDIR=str(scratch / "tmp"), MPLCONFIGDIR=str(scratch / "mpl"),
                IPYTHONDIR=str(scratch / "ipython"), MPLBACKEND="Agg",
@@ -301,10 +335,20 @@ def grade_one(job):
     # torch down and would also run any atexit hook a submission registered
     config.Execute.shutdown_kernel = "immediate"
     config.OverwriteCells.add_missing_cells = True
+    # nbgrader's feedback shows the hidden tests' source (nbgrader #917): clear them first
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+    config.GenerateFeedback.preprocessors = [GetGrades, _feedback_preprocessor(), CSSHTMLHeaderPreprocessor]
+    # the sandbox has no network, not even the grader's loopback: Unix sockets in work/rt
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.connection_file = str(work / "rt" / "kernel.json")
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
     t1 = time.monotonic()
-    result = api.autograde(job["assignment"], job["student"], force=True, create=True)
+    try:
+        result = api.autograde(job["assignment"], job["student"], force=True, create=True)
+    finally:
+        jail.release(work / "jail")
     t2 = time.monotonic()
     starts, refused = kernel_log(private)
     for what in dict.fromkeys(refused):

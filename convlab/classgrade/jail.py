@@ -1,0 +1,287 @@
+"""The OS-level sandbox around each grading kernel: bubblewrap (``bwrap``).
+
+``python -m convlab.classgrade.jail --jail DIR --private DIR -f CONNECTION_FILE`` is
+the ``argv`` of the kernelspec that :mod:`convlab.classgrade.worker` writes for a
+sandboxed submission. It runs as the grader, outside the sandbox, for an instant:
+it reads the limits that the worker left in ``DIR/jail.json``, puts itself in a
+``pids`` cgroup when the grader is root, sets the resource limits, and replaces
+itself with ``bwrap``, which starts :mod:`convlab.classgrade.sandbox` (the
+kernel) inside new user, mount, PID, IPC, UTS and network namespaces:
+
+- **network**: none. The network namespace has only its own loopback, which
+  reaches nothing outside the sandbox. The kernel talks to the grader over
+  ZeroMQ's ``ipc`` transport: Unix sockets in a folder bound into the sandbox.
+- **files**: the operating system (``/usr``), the Python installation, the
+  virtual environment and the ``convlab`` package, read-only; the notebook's
+  own folder, the kernel's log folder and the socket folder, read-write; a
+  private ``/tmp`` of bounded size. Nothing else exists: no course source, no
+  gradebook, no other submission, no home folder, no ``/etc/passwd`` but a
+  two-line stand-in.
+- **processes**: PID 1 of the namespace is bwrap's; the kernel sees only its
+  own processes, cannot signal or trace the grader, and every process it
+  starts dies with the namespace (``--die-with-parent``, and the worker kills
+  what is left in the cgroup).
+- **user**: uid/gid 65534 inside, all capabilities dropped, ``no_new_privs``.
+- **limits**: address space (in the kernel, :mod:`.sandbox`), file size
+  (``RLIMIT_FSIZE``), open files, processes (a ``pids`` cgroup when the grader
+  is root, where ``RLIMIT_NPROC`` does not hold; ``RLIMIT_NPROC`` otherwise).
+
+:func:`check` runs one trivial sandbox before a class is graded, so that a
+machine without ``bwrap`` or without user namespaces is refused up front, in
+one line that says how to fix it. :func:`copy_checked` copies a submission in
+and its results out: regular files and folders only, sizes bounded.
+"""
+import json
+import os
+import resource
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+SANDBOX_UID = 65534
+BWRAP_ENV = "CLASSGRADE_BWRAP"      # path of bwrap, for machines that keep it elsewhere
+CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+DEFAULT_LIMITS = dict(pids=256, file_bytes=64 * 2**20, tmp_bytes=256 * 2**20, open_files=1024)
+SCRATCH = "/tmp/scratch"             # the kernel's HOME and TMPDIR, on the sandbox's own /tmp
+IPC_PATH_MAX = 100                  # sun_path holds 108 bytes; ZeroMQ adds "-N"
+
+
+class SandboxUnavailable(RuntimeError):
+    """The grading sandbox cannot start on this machine (the message says why and what to do)."""
+
+
+def bwrap_path():
+    return os.environ.get(BWRAP_ENV) or shutil.which("bwrap")
+
+
+def _mount_os():
+    """bwrap arguments for the read-only system and Python, nothing of the grader's."""
+    args = []
+    for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    if os.path.exists("/etc/ld.so.cache"):
+        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    import importlib.util
+    package = importlib.util.find_spec("convlab").submodule_search_locations  # not imported
+    trees = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix, *package)}
+    trees.add(os.path.dirname(os.path.realpath(sys.executable)))
+    for tree in sorted(trees):   # a parent before its children
+        if not any(tree != other and tree.startswith(other + os.sep) for other in trees) \
+                and not tree.startswith("/usr/"):
+            args += ["--ro-bind", tree, tree]
+    return args
+
+
+def bwrap_argv(*, cwd, private, runtime, jail, command, limits=None):
+    """The full ``bwrap`` command line that runs ``command`` sandboxed in ``cwd``."""
+    limits = dict(DEFAULT_LIMITS, **(limits or {}))
+    env = dict(PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin", HOME=SCRATCH + "/home",
+               TMPDIR=SCRATCH, MPLCONFIGDIR=SCRATCH + "/mpl", IPYTHONDIR=SCRATCH + "/ipython", MPLBACKEND="Agg",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYDEVD_DISABLE_FILE_VALIDATION="1",
+               LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
+    args = [bwrap_path() or "bwrap",
+            "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+            "--unshare-cgroup-try", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--hostname", "grading", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--clearenv"]
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    args += _mount_os()
+    args += ["--ro-bind", str(Path(jail) / "passwd"), "/etc/passwd",
+             "--ro-bind", str(Path(jail) / "group"), "/etc/group",
+             "--proc", "/proc", "--dev", "/dev",
+             "--size", str(limits["tmp_bytes"]), "--tmpfs", "/tmp",
+             "--dir", SCRATCH, "--dir", SCRATCH + "/home", "--dir", SCRATCH + "/mpl",
+             "--dir", SCRATCH + "/ipython"]
+    for folder in (private, runtime, cwd):   # after /tmp: they may lie below it
+        args += ["--bind", str(folder), str(folder)]
+    args += ["--chdir", str(cwd), "--"] + list(command)
+    return args
+
+
+def write_jail(jail, limits=None):
+    """Lay out the grader-side folder of one sandbox (never visible inside it)."""
+    jail = Path(jail)
+    jail.mkdir(parents=True, exist_ok=True)
+    (jail / "passwd").write_text(f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:{SCRATCH}/home:/bin/false\n")
+    (jail / "group").write_text(f"student:x:{SANDBOX_UID}:\n")
+    (jail / "jail.json").write_text(json.dumps(dict(DEFAULT_LIMITS, **(limits or {}))))
+
+
+def _join_pids_cgroup(jail, limit):
+    """Move this process into a new ``pids`` cgroup of at most ``limit`` tasks; return its path.
+
+    Only root can (it is also the one case where ``RLIMIT_NPROC`` does not hold).
+    The path is written to ``jail/cgroup`` for :func:`release`.
+    """
+    if os.geteuid() != 0:
+        return None
+    for root in CGROUP_ROOTS:
+        if not os.path.isfile(os.path.join(root, "cgroup.procs")):
+            continue
+        path = os.path.join(root, "classgrade-" + uuid.uuid4().hex[:12])
+        try:
+            os.mkdir(path)
+        except OSError:
+            continue
+        try:
+            with open(os.path.join(path, "pids.max"), "w") as f:
+                f.write(str(limit))
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            os.rmdir(path)
+            continue
+        (Path(jail) / "cgroup").write_text(path)
+        return path
+    return None
+
+
+def process_limit_kind():
+    """How :func:`launch` will bound the processes of a sandbox on this machine."""
+    if os.geteuid() != 0:
+        return "RLIMIT_NPROC"
+    for root in CGROUP_ROOTS:
+        if os.path.isfile(os.path.join(root, "cgroup.procs")) and os.access(root, os.W_OK):
+            return "pids cgroup"
+    return None
+
+
+def release(jail):
+    """Kill whatever is left in the sandbox's cgroup and remove the cgroup."""
+    marker = Path(jail) / "cgroup"
+    if not marker.exists():
+        return
+    path = marker.read_text().strip()
+    for _ in range(50):
+        try:
+            pids = [int(p) for p in Path(path, "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        time.sleep(0.02)
+    try:
+        os.rmdir(path)
+        marker.unlink()
+    except OSError:
+        pass
+
+
+def launch(argv=None):
+    """Entry point of the kernelspec: set the limits, then become bwrap."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    jail = argv[argv.index("--jail") + 1]
+    del argv[argv.index("--jail"):argv.index("--jail") + 2]
+    private = argv[argv.index("--private") + 1]
+    connection_file = argv[argv.index("-f") + 1]
+    limits = json.loads((Path(jail) / "jail.json").read_text())
+    runtime = os.path.dirname(os.path.abspath(connection_file))
+    cwd = os.getcwd()
+    if len(os.path.join(runtime, "kernel-" + "x" * 36 + "-ipc")) > IPC_PATH_MAX:
+        sys.exit(f"convlab.classgrade: the socket folder {runtime} is too long a path for a Unix "
+                 "socket; set TMPDIR to a short folder such as /tmp")
+    if _join_pids_cgroup(jail, limits["pids"]) is None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"], limits["pids"]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"], limits["open_files"]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    command = [sys.executable, "-m", "convlab.classgrade.sandbox"] + argv
+    args = bwrap_argv(cwd=cwd, private=private, runtime=runtime, jail=jail, command=command, limits=limits)
+    # bwrap's own PID 1 inside keeps the environment bwrap started with (/proc/1/environ):
+    # start bwrap with nothing of the grader's
+    os.execve(args[0], args, {"PATH": "/usr/bin:/bin"})
+
+
+def check():
+    """Start one trivial sandbox; raise :class:`SandboxUnavailable` saying why it cannot start."""
+    path = bwrap_path()
+    fix = "or grade without a sandbox with --no-sandbox (only for code you trust)"
+    if not path or not os.access(path, os.X_OK):
+        raise SandboxUnavailable(
+            "convlab.classgrade: cannot sandbox the grading kernels: bubblewrap (bwrap) is not "
+            f"installed; install it (Debian/Ubuntu: apt-get install bubblewrap), {fix}")
+    with tempfile.TemporaryDirectory(prefix="classgrade-check-") as tmp:
+        jail = Path(tmp) / "jail"
+        write_jail(jail)
+        folders = [Path(tmp) / name for name in ("cwd", "private", "runtime")]
+        for folder in folders:
+            folder.mkdir()
+        args = bwrap_argv(cwd=folders[0], private=folders[1], runtime=folders[2], jail=jail,
+                          command=[sys.executable, "-c", "import convlab, os; print(os.getuid())"])
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        except OSError as error:
+            raise SandboxUnavailable(f"convlab.classgrade: cannot run {path}: {error}; {fix}") from None
+    if proc.returncode != 0 or proc.stdout.strip() != str(SANDBOX_UID):
+        said = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        hint = ""
+        if "namespace" in said or "uid map" in said or "Operation not permitted" in said \
+                or "Permission denied" in said:
+            hint = (" (user namespaces are switched off: on Ubuntu 24.04 allow them for bwrap with an "
+                    "AppArmor profile, or sysctl kernel.apparmor_restrict_unprivileged_userns=0; "
+                    "elsewhere sysctl user.max_user_namespaces=15000)")
+        raise SandboxUnavailable(
+            f"convlab.classgrade: cannot sandbox the grading kernels: bwrap failed: {said}{hint}; {fix}")
+
+
+def copy_checked(src, dst, *, max_file_bytes=50 * 2**20, max_total_bytes=200 * 2**20,
+                 max_files=2000, skip=(".ipynb_checkpoints",)):
+    """Copy the tree ``src`` to ``dst``: regular files and folders only, sizes bounded.
+
+    Symbolic links (even inside the tree), devices, sockets and pipes are not
+    followed or copied, nor files past the bounds; returns one line per thing
+    left out, for the report. Files are opened with ``O_NOFOLLOW``, so a link
+    swapped in during the copy is not followed either.
+    """
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    skipped, total, count = [], 0, 0
+    for root, dirs, files in os.walk(src, followlinks=False):
+        rel = Path(root).relative_to(src)
+        for name in sorted(dirs):
+            full = Path(root) / name
+            if name in skip:
+                dirs.remove(name)
+            elif full.is_symlink():
+                skipped.append(f"{rel / name}: a symbolic link, not copied")
+                dirs.remove(name)
+            else:
+                (dst / rel / name).mkdir(exist_ok=True)
+        for name in sorted(files):
+            full, what = Path(root) / name, rel / name
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode):
+                kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+                skipped.append(f"{what}: {kind}, not copied")
+                continue
+            if st.st_size > max_file_bytes or total + st.st_size > max_total_bytes or count >= max_files:
+                skipped.append(f"{what}: {st.st_size} bytes, past the size limits, not copied")
+                continue
+            try:
+                fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                skipped.append(f"{what}: could not be read safely, not copied")
+                continue
+            with os.fdopen(fd, "rb") as fin, open(dst / what, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+            total += st.st_size
+            count += 1
+    return skipped
+
+
+if __name__ == "__main__":
+    launch()
