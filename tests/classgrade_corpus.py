@@ -1,4 +1,4 @@
-"""Build the class-grading corpus in tests/hostile/ (run: python tests/classgrade_corpus.py).
+"""Build the class-grading corpus in tests/hostile/ (run: python tests/classgrade_corpus.py [case ...]).
 
 A tiny nbgrader course (``course/``: one assignment ``tiny`` with two graded
 functions, 4 points of autograded tests) and one submission per case in
@@ -189,23 +189,112 @@ def cases(release):
                       "except OSError as exc:\n    print(exc)\n"
                       "open('my_notes.txt', 'w').write('allowed: inside my folder')")
     out["write_outside"] = (nb, 4, "outside the submission folder")
+    out.update(os_level_attacks(release))
+    out["zz_correct_after"] = (student(release), 4, None)   # graded last: the attacks left nothing behind
     return out
 
 
-def main():
+# What the OS-level attacks look for; tests/test_classgrade.py plants these secrets and listens.
+SECRET_ENV = "CLASSGRADE_TEST_SECRET"
+SECRET_FILE = "/tmp/classgrade-secret.txt"
+ESCAPE = "/tmp/classgrade-escape-3.txt"
+LISTEN_PORT = 47391
+OUTLIVE = "classgrade-outlive-marker"
+ATTACKS = {
+    # everything a submission might read: the grader's environment and command lines (the gradebook
+    # and other kernels' connection files are named there), the instructor's home, the course,
+    # other submissions, planted secrets. It prints what it finds into its own feedback.
+    "read_outside": f"""import glob, os
+found = []
+for pattern in ['/proc/*/environ', '/proc/*/cmdline', '/root/*', '/root/.*', '/home/*/*', '/etc/shadow',
+                '/etc/passwd', '/tmp/*', '/tmp/**/*.db', '/tmp/**/kernel*.json', '/tmp/**/*.ipynb',
+                '../../../**/*', '/work/**/*.ipynb', {SECRET_FILE!r}]:
+    for path in glob.glob(pattern, recursive=True)[:200]:
+        try:
+            with open(path, 'rb') as f:
+                found.append(path + ': ' + f.read(2000).decode('utf-8', 'replace'))
+        except OSError:
+            pass
+print('\\n'.join(found))
+print(os.environ)
+print(len(os.listdir('/proc')), 'entries in /proc')""",
+    # the audit hook sees none of these: libc's system(), open() relative to a directory fd, sqlite
+    "escape_ctypes": f"""import ctypes, glob, os, sqlite3
+ctypes.CDLL(None).system(b'touch {ESCAPE}; id > whoami.txt')
+fd = os.open('../../..', os.O_RDONLY)
+try:
+    os.close(os.open('gradebook.db', os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+except OSError as exc:
+    print(exc)
+for db in glob.glob('/tmp/**/*.db', recursive=True) + ['../../../gradebook.db']:
+    try:
+        con = sqlite3.connect(db)
+        con.execute("CREATE TRIGGER pwn AFTER UPDATE ON grade BEGIN UPDATE grade SET auto_score = 99; END")
+        con.commit()
+        print('changed', db)
+    except sqlite3.Error as exc:
+        print(db, exc)""",
+    "network": f"""import socket
+for host in ('127.0.0.1', 'localhost', '::1'):
+    try:
+        socket.create_connection((host, {LISTEN_PORT}), timeout=2).sendall(b'pwned')
+        print('connected to', host)
+    except OSError as exc:
+        print(host, exc)""",
+    # kill(-1, SIGKILL): every process the caller may signal (as root: the machine); in its
+    # PID namespace there is none but itself, which kill(-1) spares, and the namespace's init
+    "kill_everything": "import ctypes, signal\nctypes.CDLL(None).kill(-1, signal.SIGKILL)",
+    "outlive": f"""import ctypes
+ctypes.CDLL(None).system(b"setsid sh -c 'sleep 600 # {OUTLIVE}' >/dev/null 2>&1 &")""",
+    "fork_bomb": """import ctypes
+ctypes.CDLL(None).system(b"n=0; while [ $n -lt 2000 ]; do sleep 20 & n=$((n+1)); done 2>/dev/null; "
+                         b"ls /proc | grep -c '^[0-9]' > processes.txt")
+print(open('processes.txt').read())""",
+    "fill_disk": """import ctypes
+for target in ('big.bin', '/tmp/big.bin'):
+    try:
+        with open(target, 'wb') as f:
+            for _ in range(128):
+                f.write(bytes(16 * 2**20))   # 2 GiB in all
+    except OSError as exc:
+        print(target, exc)""",
+    # links and a link loop handed in next to the notebook (HANDED_IN_LINKS); the notebook reads them
+    "symlinks": """import os
+for name in ('secret.txt', 'up', 'self_a'):
+    print(name, os.path.exists(name))""",
+}
+# files the symlinks case hands in next to its notebook: name -> link target
+HANDED_IN_LINKS = {"secret.txt": SECRET_FILE, "up": "../../..", "self_a": "self_b", "self_b": "self_a"}
+
+
+def os_level_attacks(release):
+    """Attacks that only an OS-level sandbox stops; each otherwise correct (4 points)."""
+    reasons = {"symlinks": "a symbolic link, not copied",
+               "fill_disk": "past the size limits"}
+    return {name: (insert_after(student(release), "corr2d", source), 4, reasons.get(name))
+            for name, source in ATTACKS.items()}
+
+
+def main(names=()):
+    """Write the corpus; with ``names``, only those cases (the others keep their files and ids)."""
     course = HERE / "course"
-    if HERE.exists():
-        shutil.rmtree(HERE)
-    (course / "solutions" / "tiny").mkdir(parents=True)
-    (course / "nbgrader_config.py").write_text(
-        "c = get_config()  # noqa: F821\n"
-        'c.CourseDirectory.source_directory = "solutions"\n'
-        'c.CourseDirectory.release_directory = "exercises"\n')
-    nbformat.write(source_notebook(), str(course / "solutions" / "tiny" / "tiny.ipynb"))
+    if not names:
+        if HERE.exists():
+            shutil.rmtree(HERE)
+        (course / "solutions" / "tiny").mkdir(parents=True)
+        (course / "nbgrader_config.py").write_text(
+            "c = get_config()  # noqa: F821\n"
+            'c.CourseDirectory.source_directory = "solutions"\n'
+            'c.CourseDirectory.release_directory = "exercises"\n')
+        nbformat.write(source_notebook(), str(course / "solutions" / "tiny" / "tiny.ipynb"))
     release = released(course)
-    expected = {}
+    expected = json.loads((HERE / "expected.json").read_text()) if names else {}
     for name, (nb, points, reason) in cases(release).items():
+        if names and name not in names:
+            continue
         folder = HERE / "submitted" / name / "tiny"
+        if folder.parent.exists():
+            shutil.rmtree(folder.parent)
         folder.mkdir(parents=True)
         if nb is None:
             (folder / "README.txt").write_text("I forgot to upload my notebook.\n")
@@ -216,9 +305,12 @@ def main():
                 if cell.cell_type == "code":
                     cell.outputs, cell.execution_count = [], None
             nbformat.write(nb, str(folder / "tiny.ipynb"))
+        if name == "symlinks":
+            for link, target in HANDED_IN_LINKS.items():
+                (folder / link).symlink_to(target)
         expected[name] = dict(score=points, reason=reason)
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

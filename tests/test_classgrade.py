@@ -11,24 +11,28 @@ import csv
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from convlab.classgrade import grade_class, report, run, sandbox, worker
+from convlab.classgrade import grade_class, jail, report, run, sandbox, worker
 from convlab.classgrade.__main__ import main as classgrade_main
 
 sys.path.insert(0, str(Path(__file__).parent))
+import classgrade_corpus as corpus  # noqa: E402
 from classgrade_postgres import postgres_server  # noqa: E402
 
 HOSTILE = Path(__file__).parent / "hostile"
 EXPECTED = json.loads((HOSTILE / "expected.json").read_text())
-ESCAPES = [Path("/tmp/classgrade-escape.txt"), Path("/tmp/classgrade-escape-2.txt")]
-BENIGN = ["correct", "wrong", "partial", "blank"]
+ESCAPES = [Path("/tmp/classgrade-escape.txt"), Path("/tmp/classgrade-escape-2.txt"), Path(corpus.ESCAPE)]
+BENIGN = ["correct", "wrong", "partial", "blank", "zz_correct_after"]
+SECRET = "s3cret-of-the-instructor-8d1f"   # planted where read_outside looks; must reach no output
 TIMEOUT = 10      # per-cell seconds: the loops in the corpus hit it
 pytestmark = pytest.mark.grading
 
@@ -46,14 +50,44 @@ def course(tmp_path_factory):
     return root
 
 
+class _Listener(threading.Thread):
+    """A TCP server on the grader's loopback that records whether anything connected."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.sock.settimeout(0.2)
+        self.connections, self.stopped = 0, False
+
+    def run(self):
+        while not self.stopped:
+            try:
+                self.sock.accept()[0].close()
+                self.connections += 1
+            except OSError:
+                pass
+
+
 @pytest.fixture(scope="module")
 def corpus_run(course, tmp_path_factory):
+    """The whole corpus graded in one sandboxed run, with secrets planted and a listener on loopback."""
     for path in ESCAPES:
         path.unlink(missing_ok=True)
+    Path(corpus.SECRET_FILE).write_text(SECRET)
+    (course / "instructor_notes.txt").write_text(SECRET)
+    listener = _Listener(corpus.LISTEN_PORT)
+    listener.start()
     out = tmp_path_factory.mktemp("graded")
-    result = grade_class(course, "tiny", HOSTILE / "submitted", out, workers=2, timeout=TIMEOUT,
-                         memory="2G", wall=240, progress=False)
-    return result, out
+    os.environ[corpus.SECRET_ENV] = SECRET
+    try:
+        result = grade_class(course, "tiny", HOSTILE / "submitted", out, workers=2, timeout=TIMEOUT,
+                             memory="2G", wall=240, progress=False)
+    finally:
+        del os.environ[corpus.SECRET_ENV]
+        listener.stopped = True
+        Path(corpus.SECRET_FILE).unlink()
+    result.listener_connections = listener.connections
+    yield result, out
 
 
 def _score(res):
@@ -105,6 +139,100 @@ def test_nothing_escaped_the_submission_folder(corpus_run):
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:   # still a gradebook
         assert len(gb.assignment_submissions("tiny")) == len(EXPECTED)
+
+
+def test_sandbox_kept_every_attack_inside(corpus_run):
+    """What only the OS sandbox stops: reads, libc calls, sqlite, the network, signals, processes."""
+    result, out = corpus_run
+    assert result.sandbox == "bwrap" and "Sandbox: bwrap." in (out / "report.md").read_text()
+    assert result.listener_connections == 0
+    leaks = [p for p in out.rglob("*") if p.is_file() and p.suffix in (".ipynb", ".html", ".md", ".json")
+             and SECRET in p.read_text(errors="replace")]
+    assert leaks == []
+    read = _outputs(out, "read_outside")
+    assert "entries in /proc" in read and "student:x:65534" in read   # the stand-in /etc/passwd
+    assert "root:x:0:0" not in read and "manual_seed(0)" not in read   # not the real one, no solutions
+    # libc's system() ran, inside: as the sandbox's user, in its folder
+    graded = out / "autograded" / "escape_ctypes" / "tiny"
+    assert (graded / "whoami.txt").read_text().startswith("uid=65534")
+    assert "changed" not in _outputs(out, "escape_ctypes")
+    # nothing of outlive's background process survived the run
+    survivors = [e for e in Path("/proc").iterdir() if e.name.isdigit() and corpus.OUTLIVE.encode()
+                 in _read(e / "cmdline")]
+    assert survivors == []
+    bomb = int((out / "autograded" / "fork_bomb" / "tiny" / "processes.txt").read_text())
+    assert 10 < bomb <= 256   # the sandbox's pids limit
+    assert not (out / "autograded" / "fill_disk" / "tiny" / "big.bin").exists()
+    links = out / "autograded" / "symlinks" / "tiny"
+    assert sorted(p.name for p in links.iterdir()) == ["tiny.ipynb"]
+    assert not any(p.is_symlink() for p in out.rglob("*"))
+
+
+def _read(path):
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _outputs(out, case):
+    nb = nbformat.read(str(out / "autograded" / case / "tiny" / "tiny.ipynb"), 4)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_feedback_shows_no_hidden_test(corpus_run):
+    """nbgrader's own feedback prints the hidden tests' source (nbgrader #917); ours does not."""
+    _, out = corpus_run
+    for case in EXPECTED:
+        html = (out / "feedback" / case / "tiny" / "tiny.html").read_text()
+        assert "manual_seed(0)" not in html and "HIDDEN TESTS" not in html, case
+
+
+def test_refuses_to_grade_without_a_working_sandbox(course, tmp_path, monkeypatch, capsys):
+    """No bwrap, or a bwrap that cannot create namespaces: one line saying why and how to fix it."""
+    one = tmp_path / "submitted"
+    shutil.copytree(HOSTILE / "submitted" / "correct", one / "correct")
+    argv = ["tiny", str(one), "--course", str(course), "--out", str(tmp_path / "out"), "--no-progress"]
+    monkeypatch.setenv(jail.BWRAP_ENV, str(tmp_path / "no-such-bwrap"))
+    assert classgrade_main(argv) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "bubblewrap (bwrap) is not installed" in said[0] and "--no-sandbox" in said[0]
+    fake = tmp_path / "bwrap"   # what bwrap prints where user namespaces are switched off
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(jail.BWRAP_ENV, str(fake))
+    assert classgrade_main(argv) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "user namespaces are switched off" in said[0]
+    assert not (tmp_path / "out" / "grades.csv").exists()
+
+
+def test_no_sandbox_says_so_and_marks_the_report(course, tmp_path, capsys):
+    one = tmp_path / "submitted"
+    shutil.copytree(HOSTILE / "submitted" / "correct", one / "correct")
+    argv = ["tiny", str(one), "--course", str(course), "--out", str(tmp_path / "out"), "--no-progress",
+            "--no-feedback", "--timeout", str(TIMEOUT), "--memory", "2G", "--no-sandbox"]
+    assert classgrade_main(argv) == 0
+    assert "--no-sandbox" in capsys.readouterr().err
+    assert "ran unsandboxed" in (tmp_path / "out" / "report.md").read_text()
+    assert _score(json.loads((tmp_path / "out" / "results.json").read_text())["correct"]) == 4
+
+
+def test_copy_checked_copies_only_regular_files_within_bounds(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("a")
+    (src / "sub" / "b.txt").write_text("b")
+    (src / "big.bin").write_bytes(bytes(2000))
+    (src / "link").symlink_to("/etc/passwd")
+    (src / "dirlink").symlink_to(src / "sub")
+    (src / "loop").symlink_to("loop")
+    os.mkfifo(src / "fifo")
+    skipped = jail.copy_checked(src, dst, max_file_bytes=1000)
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*")) == ["a.txt", "sub", "sub/b.txt"]
+    assert len(skipped) == 5 and sum("symbolic link" in s for s in skipped) == 3
+    assert any(s.startswith("big.bin: 2000 bytes") for s in skipped)
+    assert any(s.startswith("fifo: not a regular file") for s in skipped)
 
 
 def test_tampered_tests_show_as_failed_in_the_feedback(corpus_run):
