@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # nbgrader runs `alembic` and `jupyter` from PATH, so every target sees the venv first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: venv book test clean
+.PHONY: venv book test clean system
 
 venv: $(STAMP)
 
@@ -20,8 +20,24 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --path-output . -W -n --keep-going
 
-test: $(STAMP)
+test: $(STAMP) system
 	$(BIN)/python -m pytest
+
+# Debian packages the tests need: Chromium (browser test), PostgreSQL (shared gradebook) and
+# bubblewrap (the grading sandbox). Installed as root or through passwordless sudo; otherwise
+# make stops at once with the one command that installs them.
+system:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; \
+	  else echo "make test needs Debian packages:$$missing. Install them with: sudo apt-get install -y$$missing"; exit 1; fi; \
+	  echo "installing$$missing (apt-get)"; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 clean:
 	rm -rf _build
