@@ -87,6 +87,18 @@ def unexpected_errors(html):
     return problems
 
 
+def repeated_title(html):
+    """The page's ``<title>`` if it names the same thing twice, else None.
+
+    Sphinx writes ``<title>page title — book title</title>``: a page whose own
+    title is the book's shows it twice in the browser tab.
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    title = soup.title.get_text().strip() if soup.title else ""
+    parts = [part.strip() for part in title.split("\u2014")]
+    return title if len(parts) != len(set(parts)) else None
+
+
 def output_images(html):
     """``src`` of every image in a cell's output."""
     soup = BeautifulSoup(html, "html.parser")
@@ -153,6 +165,12 @@ def test_unexpected_errors_flags_untagged_tracebacks_and_python_warnings(cell, e
     assert len(unexpected_errors(f"<html><body>{cell}</body></html>")) == expected
 
 
+def test_repeated_title_finds_a_page_named_like_its_book():
+    assert repeated_title("<title>ConvLab &#8212; ConvLab</title>") == "ConvLab \u2014 ConvLab"
+    assert repeated_title("<title>Introduction &#8212; ConvLab</title>") is None
+    assert repeated_title("<p>no title</p>") is None
+
+
 def test_missing_image_files_resolves_src_against_the_page(tmp_path):
     (tmp_path / "_images").mkdir()
     (tmp_path / "_images" / "a.png").write_bytes(b"png")
@@ -210,6 +228,14 @@ def test_no_page_shows_an_unexpected_error(chapter_pages):
     problems = {chapter: found for chapter, found in problems.items() if found}
     assert not problems, ("error output in cells not tagged raises-exception, or a Python "
                           f"warning on stderr (chapter: [kind: line]): {problems}")
+
+
+@pytest.mark.book
+def test_no_page_title_repeats_the_book_title(chapter_pages):
+    repeated = {chapter: repeated_title(page.read_text(encoding="utf-8"))
+                for chapter, page in chapter_pages.items() if page.is_file()}
+    repeated = {chapter: title for chapter, title in repeated.items() if title}
+    assert not repeated, f"pages whose browser-tab title says the same thing twice: {repeated}"
 
 
 @pytest.mark.book
