@@ -8,6 +8,7 @@ hand-written pages so that we know each one fails when it should.
 
 import os
 import re
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -30,6 +31,13 @@ EXPECTED_ERROR_TAG = "tag_raises-exception"
 FIGURE_CALL = re.compile(r"\bplt\.(subplots|figure|imshow|plot|matshow|show)\(")
 # Chapters that explain rather than compute: no figure required.
 NO_FIGURE_REQUIRED = {"book/intro", "book/instructors"}
+# Cell outputs say what the chapter computed, not what the build machine is: an
+# expected error shows its last line or so, not a traceback; no path of the build
+# machine (a traceback's file names, a repr of a path); no tqdm rate (its speed).
+MAX_TRACEBACK_LINES = 5
+BUILD_MACHINE_PATH = re.compile(r"(?<![\w.-])(/work/|/tmp/|/root\b|/home/[\w.-]+|/Users/[\w.-]+)"
+                                r"|\bsite-packages\b")
+TQDM_RATE = re.compile(r"[\d?]\s?(it/s|s/it)\b")
 
 
 # ---------------------------------------------------------------------------
@@ -85,6 +93,49 @@ def unexpected_errors(html):
             line = lines[-1] if lines else ""
         problems.append(f"{'stderr' if stderr else 'traceback'}: {line.strip()}")
     return problems
+
+
+def unclean_outputs(html, machine_paths=()):
+    """Cell outputs of a page that show the build machine rather than the chapter.
+
+    Flags a traceback longer than ``MAX_TRACEBACK_LINES`` non-empty lines (an
+    expected error should show its last line, e.g. ``print(f"{type(e).__name__}:
+    {e}")``), a path of the build machine (``BUILD_MACHINE_PATH``, or any of
+    ``machine_paths``), and a tqdm rate such as ``2215.53it/s``. Returns one
+    short description per problem.
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    problems = []
+    for traceback in soup.select("div.cell_output div.output.traceback"):
+        lines = [line for line in traceback.get_text().splitlines() if line.strip()]
+        if len(lines) > MAX_TRACEBACK_LINES:
+            problems.append(f"traceback of {len(lines)} lines: {lines[-1].strip()}")
+    for output in soup.select("div.cell_output"):  # every output of a cell, Markdown too
+        text = output.get_text()
+        lines = [line for line in text.splitlines() if line.strip()]
+        paths = [m.group(0) for m in BUILD_MACHINE_PATH.finditer(text)]
+        paths += [path for path in machine_paths
+                  if path and re.search(rf"(?<![\w.-]){re.escape(path)}(?![\w.-])", text)]
+        if paths:
+            line = next(line for line in lines if any(path in line for path in paths))
+            problems.append(f"path of the build machine ({paths[0]}): {line.strip()[:120]}")
+        rate = TQDM_RATE.search(text)
+        if rate:
+            line = next(line for line in lines if rate.group(0) in line)
+            problems.append(f"tqdm rate: {line.strip()[:120]}")
+    return problems
+
+
+def repeated_title(html):
+    """The page's ``<title>`` if it names the same thing twice, else None.
+
+    Sphinx writes ``<title>page title — book title</title>``: a page whose own
+    title is the book's shows it twice in the browser tab.
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    title = soup.title.get_text().strip() if soup.title else ""
+    parts = [part.strip() for part in title.split("\u2014")]
+    return title if len(parts) != len(set(parts)) else None
 
 
 def output_images(html):
@@ -153,6 +204,49 @@ def test_unexpected_errors_flags_untagged_tracebacks_and_python_warnings(cell, e
     assert len(unexpected_errors(f"<html><body>{cell}</body></html>")) == expected
 
 
+LONG_TRACEBACK = "\n".join(["-" * 20, "ValueError    Traceback (most recent call last)",
+                             "Cell In[3], line 1", "----> 1 f()", "", "Cell In[2], line 2, in f()",
+                             "----> 2 raise ValueError('no')", "ValueError: no"])
+
+
+@pytest.mark.parametrize("cell, expected", [
+    (_cell(["raises-exception"], "output traceback", LONG_TRACEBACK), ["traceback of 7 lines"]),
+    (_cell(["raises-exception"], "output traceback", "ValueError  Traceback\nValueError: no"), []),
+    (_cell([], "output stream", "ValueError: padding must be >= 0"), []),
+    (_cell([], "output stream", "File /work/main/convlab/padding.py:35, in pad2d"), ["path"]),
+    (_cell([], "output traceback", "File ~/.venv/lib/python3.11/site-packages/torch/_tensor.py:1"),
+     ["path"]),
+    (_cell([], "output text_plain", "PosixPath('/tmp/pytest-1/book')"), ["path"]),
+    (_cell([], "output text_plain", "PosixPath('/root/convlab')"), ["path"]),
+    (_cell([], "output text_plain", "/ratio 3, sqrt/rootish, a/work/b"), []),
+    (_cell([], "output stderr", "fit_kernel: 100%|##| 50/50 [00:00&lt;00:00, 2215.53it/s, loss=3e-05]"),
+     ["tqdm rate"]),
+    (_cell([], "output stderr", "fit_kernel:   0%|  | 0/50 [00:00&lt;?, ?it/s]"), ["tqdm rate"]),
+    (_cell([], "output stderr", "fit_kernel: 100%|##| 50/50 [loss=3e-05]"), []),
+])
+def test_unclean_outputs_flags_long_tracebacks_machine_paths_and_tqdm_rates(cell, expected):
+    problems = unclean_outputs(f"<html><body>{cell}</body></html>")
+    assert len(problems) == len(expected), problems
+    for problem, start in zip(problems, expected):
+        assert problem.startswith(start), problems
+
+
+def test_unclean_outputs_checks_outputs_only_and_the_given_paths():
+    prose = "<p>Built in /work/book at 2215.53it/s</p>"
+    assert unclean_outputs(f"<html><body>{prose}</body></html>") == []
+    cell = _cell([], "output stream", "/srv/ci/checkout/book/a.md")
+    assert unclean_outputs(cell) == []
+    assert unclean_outputs(cell, machine_paths=["/srv/ci/checkout"]) == [
+        "path of the build machine (/srv/ci/checkout): /srv/ci/checkout/book/a.md"]
+    assert unclean_outputs(cell, machine_paths=["/srv/ci/check", "/srv/ci/checkout/book/a"]) == []
+
+
+def test_repeated_title_finds_a_page_named_like_its_book():
+    assert repeated_title("<title>ConvLab &#8212; ConvLab</title>") == "ConvLab \u2014 ConvLab"
+    assert repeated_title("<title>Introduction &#8212; ConvLab</title>") is None
+    assert repeated_title("<p>no title</p>") is None
+
+
 def test_missing_image_files_resolves_src_against_the_page(tmp_path):
     (tmp_path / "_images").mkdir()
     (tmp_path / "_images" / "a.png").write_bytes(b"png")
@@ -210,6 +304,23 @@ def test_no_page_shows_an_unexpected_error(chapter_pages):
     problems = {chapter: found for chapter, found in problems.items() if found}
     assert not problems, ("error output in cells not tagged raises-exception, or a Python "
                           f"warning on stderr (chapter: [kind: line]): {problems}")
+
+
+@pytest.mark.book
+def test_no_output_shows_a_long_traceback_a_build_path_or_a_tqdm_rate(chapter_pages):
+    machine_paths = [str(REPO), sys.prefix, str(Path.home())]
+    problems = {chapter: unclean_outputs(page.read_text(encoding="utf-8"), machine_paths)
+                for chapter, page in chapter_pages.items() if page.is_file()}
+    problems = {chapter: found for chapter, found in problems.items() if found}
+    assert not problems, f"cell outputs that show the build machine (chapter: [problem]): {problems}"
+
+
+@pytest.mark.book
+def test_no_page_title_repeats_the_book_title(chapter_pages):
+    repeated = {chapter: repeated_title(page.read_text(encoding="utf-8"))
+                for chapter, page in chapter_pages.items() if page.is_file()}
+    repeated = {chapter: title for chapter, title in repeated.items() if title}
+    assert not repeated, f"pages whose browser-tab title says the same thing twice: {repeated}"
 
 
 @pytest.mark.book

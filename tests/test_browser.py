@@ -11,6 +11,7 @@ Needs Chromium (Debian's ``chromium`` package; ``.ci/run`` installs it) and the
 is never needed).
 """
 
+import contextlib
 import functools
 import html.parser
 import json
@@ -125,31 +126,32 @@ async () => {
 """
 
 
-@pytest.fixture(scope="module")
-def visits(built_book, server):
-    """Open every page of the build once; return {page path: what was seen}."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout, sync_playwright
+def _pages(html_dir):
+    """The pages of a build, relative to it: not the theme's template fragments in
+    _static/ (nor _sources/, _downloads/)."""
+    return sorted(p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*.html")
+                  if not p.relative_to(html_dir).parts[0].startswith("_"))
+
+
+@contextlib.contextmanager
+def _offline_page(viewport):
+    """A Chromium page of the given viewport that may reach only loopback.
+
+    Yields ``(page, current)``; the page appends to ``current["errors"]`` (console
+    errors, uncaught exceptions, failed requests) and ``current["remote"]`` (blocked
+    requests to other hosts), which the caller resets before each page.
+    """
+    from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     assert Path(chromium).exists(), (
         "Chromium is needed for the browser test: apt-get install chromium "
         "(.ci/run does this)")
-    # Pages, not the theme's template fragments in _static/ (nor _sources/, _downloads/).
-    pages = sorted(p.relative_to(built_book.html).as_posix()
-                   for p in built_book.html.rglob("*.html")
-                   if not p.relative_to(built_book.html).parts[0].startswith("_"))
-    shot_names = {rel: re.sub(r"[^A-Za-z0-9_.-]", "-", rel.removesuffix(".html")) + ".png"
-                  for rel in pages}
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for stale in set(SCREENSHOTS.glob("*.png")) - {SCREENSHOTS / n for n in shot_names.values()}:
-        stale.unlink(missing_ok=True)  # a page that no longer exists
-
-    results = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(viewport=viewport)
         context.set_default_timeout(30_000)
-        current = {}
+        current = {"errors": [], "remote": []}
 
         def route(route_):
             url = route_.request.url
@@ -168,7 +170,26 @@ def visits(built_book, server):
             f"HTTP {r.status}: {r.url}"))
         page.on("requestfailed", lambda r: urlsplit(r.url).hostname == LOOPBACK
                 and current["errors"].append(f"request failed: {r.url} {r.failure}"))
+        try:
+            yield page, current
+        finally:
+            browser.close()
 
+
+@pytest.fixture(scope="module")
+def visits(built_book, server):
+    """Open every page of the build once; return {page path: what was seen}."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    pages = _pages(built_book.html)
+    shot_names = {rel: re.sub(r"[^A-Za-z0-9_.-]", "-", rel.removesuffix(".html")) + ".png"
+                  for rel in pages}
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for stale in set(SCREENSHOTS.glob("*.png")) - {SCREENSHOTS / n for n in shot_names.values()}:
+        stale.unlink(missing_ok=True)  # a page that no longer exists
+
+    results = {}
+    with _offline_page({"width": 1280, "height": 900}) as (page, current):
         for rel in pages:
             current.update(errors=[], remote=[])
             page.goto(server + rel, wait_until="load")
@@ -190,7 +211,6 @@ def visits(built_book, server):
         results["search.html?q=kernel"] = {
             "hits": page.locator("#search-results ul.search li").count(),
             "errors": list(current["errors"]), "remote": list(current["remote"])}
-        browser.close()
     return results
 
 
@@ -415,3 +435,104 @@ def test_search_works_offline(visits):
     search = visits["search.html?q=kernel"]
     assert search["hits"] > 0
     assert not search["errors"] and not search["remote"], search
+
+
+# ---------------------------------------------------------------------------
+# On a phone: 390 px wide, the width of a common phone held upright
+
+NARROW = {"width": 390, "height": 844}
+
+# What makes a page wider than the screen: the outermost elements that stick out
+# on the right and are not inside a box that scrolls or clips them (nor in a
+# fixed, hidden panel such as the closed table of contents).
+TOO_WIDE_JS = r"""
+() => {
+  const contained = el => {
+    for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+      const style = getComputedStyle(a);
+      if (style.overflowX !== 'visible' || style.position === 'fixed') return true;
+    }
+    return false;
+  };
+  const sticksOut = el => el.getBoundingClientRect().right > innerWidth + 0.5
+      && el.getBoundingClientRect().width > 0;
+  const wide = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    if (!sticksOut(el) || getComputedStyle(el).visibility === 'hidden' || contained(el)) continue;
+    if (el.parentElement && sticksOut(el.parentElement)) continue;
+    const name = el.tagName.toLowerCase() + (typeof el.className === 'string' && el.className.trim()
+        ? '.' + el.className.trim().split(/\s+/).join('.') : '');
+    wide.push(`${name} (right edge ${Math.round(el.getBoundingClientRect().right)} px): `
+        + (el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 60));
+  }
+  return {scroll_width: document.documentElement.scrollWidth, inner_width: innerWidth,
+          too_wide: wide.slice(0, 5)};
+}
+"""
+
+
+def _click_visible_toggle(page, toggle, dialog, contents):
+    """Click the visible ``toggle`` button; return whether ``dialog`` opened showing ``contents``.
+
+    None if the page has no visible such button. The dialog is closed again with Escape.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    button = page.locator(f"{toggle}:visible")
+    if button.count() == 0:
+        return None
+    button.first.click()
+    try:
+        page.wait_for_function(f"document.querySelector('{dialog}')?.open === true", timeout=5_000)
+    except PlaywrightTimeout:
+        return False
+    shown = page.locator(f"{dialog} {contents}").first.is_visible()
+    page.keyboard.press("Escape")
+    page.wait_for_function(f"document.querySelector('{dialog}').open === false", timeout=5_000)
+    return shown
+
+
+@pytest.fixture(scope="module")
+def narrow_visits(built_book, server):
+    """Open every page at 390 px; return {page: width, and what its header buttons did}."""
+    results = {}
+    with _offline_page(NARROW) as (page, current):
+        for rel in _pages(built_book.html):
+            if rel == "index.html":
+                continue  # a redirect to the root page, visited as itself
+            current.update(errors=[], remote=[])
+            page.goto(server + rel, wait_until="load")
+            seen = page.evaluate(TOO_WIDE_JS)
+            seen["sidebar"] = _click_visible_toggle(
+                page, ".primary-toggle", "#pst-primary-sidebar-modal", "nav.bd-docs-nav a")
+            seen["contents"] = _click_visible_toggle(
+                page, ".secondary-toggle", "#pst-secondary-sidebar-modal", "nav.page-toc a")
+            seen["errors"] = list(current["errors"])
+            results[rel] = seen
+    return results
+
+
+def test_no_page_scrolls_sideways_on_a_phone(narrow_visits):
+    wide = {page: f"{seen['scroll_width']} px wide on a {seen['inner_width']} px screen: "
+                  f"{seen['too_wide']}"
+            for page, seen in narrow_visits.items() if seen["scroll_width"] > seen["inner_width"]}
+    assert not wide, f"pages wider than the screen (what sticks out): {wide}"
+
+
+def test_the_sidebar_button_opens_the_sidebar_on_a_phone(narrow_visits):
+    broken = {page: seen["sidebar"] for page, seen in narrow_visits.items() if not seen["sidebar"]}
+    assert not broken, ("pages whose visible sidebar button did not open the sidebar with its "
+                        f"links (None: no visible button): {broken}")
+
+
+def test_the_contents_button_opens_the_table_of_contents_on_a_phone(narrow_visits):
+    chapters = [f"{docname}.html" for docname in toc_files()]
+    with_toc = [page for page in chapters if narrow_visits[page]["contents"] is not None]
+    assert with_toc, "no chapter has a visible table-of-contents button at 390 px"
+    broken = [page for page in with_toc if not narrow_visits[page]["contents"]]
+    assert not broken, f"the table-of-contents button did not open the contents on: {broken}"
+
+
+def test_the_header_buttons_cause_no_console_errors_on_a_phone(narrow_visits):
+    problems = {page: seen["errors"] for page, seen in narrow_visits.items() if seen["errors"]}
+    assert not problems, f"browser errors at 390 px, after clicking the header buttons: {problems}"
