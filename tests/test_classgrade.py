@@ -414,3 +414,98 @@ def test_sanitize_restores_deleted_cells_and_replaces_broken_files(tmp_path):
     worker.sanitize(tmp_path / "tiny.ipynb", release, tmp_path / "baseline.json", flags)
     assert "not a valid notebook" in flags[0]
     assert nbformat.read(str(tmp_path / "tiny.ipynb"), 4).cells[3].source == release.cells[3].source
+
+
+# --- warm kernels: forks of one interpreter that imported torch (convlab.classgrade.zygote) ----
+
+def _cell_scores(result):
+    """student -> {grade_id: auto_score} of the code cells: what the two kernel kinds must agree on."""
+    return {student: {gid: cell["auto_score"] for nb in res.get("notebooks", {}).values()
+                      for gid, cell in nb["cells"].items() if cell["cell_type"] == "code"}
+            for student, res in result.results.items()}
+
+
+def test_cold_kernels_grade_the_hostile_corpus_as_the_warm_ones(corpus_run, course, tmp_path):
+    """The corpus run forked its kernels from the zygote; a new interpreter per kernel gives the same."""
+    warm, _ = corpus_run
+    assert warm.wall_seconds > 0
+    Path(corpus.SECRET_FILE).write_text(SECRET)
+    try:
+        cold = grade_class(course, "tiny", HOSTILE / "submitted", tmp_path / "cold", workers=2,
+                           timeout=TIMEOUT, memory="2G", wall=240, progress=False, warm=False)
+    finally:
+        Path(corpus.SECRET_FILE).unlink()
+    assert _cell_scores(cold) == _cell_scores(warm)
+    assert {s: sorted(r["flags"]) for s, r in cold.results.items()} == \
+        {s: sorted(r["flags"]) for s, r in warm.results.items()}
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBMISSIONS = ROOT / "tests" / "submissions"
+
+
+@pytest.mark.parametrize("assignment", sorted(p.name for p in SUBMISSIONS.iterdir() if p.is_dir()))
+def test_warm_and_cold_kernels_grade_the_assignment_corpus_alike(assignment, tmp_path):
+    """tests/submissions/<assignment>: each case scores its expected.json, warm and cold alike."""
+    expected = json.loads((SUBMISSIONS / assignment / "expected.json").read_text())
+    submitted = tmp_path / "submitted"
+    for case in expected:
+        (submitted / case / assignment).mkdir(parents=True)
+        shutil.copy(SUBMISSIONS / assignment / f"{case}.ipynb", submitted / case / assignment / f"{assignment}.ipynb")
+    runs = {warm: grade_class(ROOT, assignment, submitted, tmp_path / str(warm), workers=2, timeout=60,
+                              memory="3G", progress=False, feedback=False, warm=warm)
+            for warm in (True, False)}
+    assert _cell_scores(runs[True]) == _cell_scores(runs[False])
+    for case, want in expected.items():
+        cells = [(gid, c) for nb in runs[True].results[case]["notebooks"].values() for gid, c in nb["cells"].items()
+                 if c["cell_type"] == "code"]
+        failing = sorted(gid for gid, c in cells if c["auto_score"] < c["max_score"])
+        score = sum(c["auto_score"] for _, c in cells)
+        assert (failing, score) == (sorted(want["failing"]), pytest.approx(want["score"])), case
+
+
+LEAVE_STATE = """import builtins, ctypes, os, random, sys, tempfile, convlab
+builtins.classgrade_leak = True                      # a global every later kernel would see
+sys.modules['torch'].classgrade_leak = True          # a patched module
+convlab.classgrade_leak = True
+os.environ['CLASSGRADE_LEAK'] = '1'
+for folder in (tempfile.gettempdir(), os.path.expanduser('~'), '.'):
+    open(os.path.join(folder, 'classgrade-leak.txt'), 'w').write('left behind')
+ctypes.CDLL(None).system(b'echo left behind > /tmp/classgrade-leak.txt')   # past the audit hook
+random.seed(1234); torch.manual_seed(1234)"""
+CHECK_STATE = """import builtins, os, random, sys, tempfile, convlab
+_leaks = [name for name, found in [
+    ('builtins', hasattr(builtins, 'classgrade_leak')), ('torch', hasattr(torch, 'classgrade_leak')),
+    ('convlab', hasattr(convlab, 'classgrade_leak')), ('environment', 'CLASSGRADE_LEAK' in os.environ),
+    ('/tmp', os.path.exists('/tmp/classgrade-leak.txt')),
+    ('TMPDIR', os.path.exists(os.path.join(tempfile.gettempdir(), 'classgrade-leak.txt'))),
+    ('home', os.path.exists(os.path.expanduser('~/classgrade-leak.txt'))),
+    ('folder', os.path.exists('classgrade-leak.txt'))] if found]
+print('leaks:', _leaks)
+print('random:', random.random(), torch.rand(1).item())"""
+
+
+def test_nothing_of_one_submission_reaches_the_next(course, tmp_path):
+    """Graded one after another by one zygote: the second finds nothing the first left, and
+    the kernels' random state is not the zygote's copy (two kernels draw different numbers)."""
+    release = nbformat.read(str(HOSTILE / "submitted" / "blank" / "tiny" / "tiny.ipynb"), as_version=4)
+    submitted = tmp_path / "submitted"
+    for name, source in [("a_leaves_state", LEAVE_STATE + "\n" + CHECK_STATE), ("b_checks_state", CHECK_STATE),
+                         ("c_checks_state", CHECK_STATE)]:
+        nb = corpus.insert_after(corpus.student(release), "corr2d", source)
+        (submitted / name / "tiny").mkdir(parents=True)
+        nbformat.write(nb, str(submitted / name / "tiny" / "tiny.ipynb"))
+    out = tmp_path / "out"
+    result = grade_class(course, "tiny", submitted, out, workers=1, timeout=TIMEOUT, memory="2G",
+                         progress=False, feedback=False)
+    assert {s: _score(r) for s, r in result.results.items()} == \
+        {"a_leaves_state": 4, "b_checks_state": 4, "c_checks_state": 4}
+    printed = {}
+    for name in result.results:
+        nb = nbformat.read(str(out / "autograded" / name / "tiny" / "tiny.ipynb"), as_version=4)
+        printed[name] = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "leaks: ['builtins', 'torch', 'convlab', 'environment', '/tmp', 'TMPDIR', 'home', 'folder']" in printed["a_leaves_state"]
+    assert "leaks: []" in printed["b_checks_state"] and "leaks: []" in printed["c_checks_state"]
+    draws = {name: next(line for line in text.splitlines() if line.startswith("random:"))
+             for name, text in printed.items()}
+    assert draws["b_checks_state"] != draws["c_checks_state"]

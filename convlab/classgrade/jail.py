@@ -80,13 +80,18 @@ def _mount_os():
     return args
 
 
-def bwrap_argv(*, cwd, private, runtime, jail, command, limits=None):
+def sandbox_env():
+    """The whole environment of a sandboxed kernel (bwrap starts from an empty one)."""
+    return dict(PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin", HOME=SCRATCH + "/home",
+                TMPDIR=SCRATCH, MPLCONFIGDIR=SCRATCH + "/mpl", IPYTHONDIR=SCRATCH + "/ipython",
+                MPLBACKEND="Agg", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                PYDEVD_DISABLE_FILE_VALIDATION="1", LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
+
+
+def bwrap_argv(*, cwd, private, runtime, jail, command, limits=None, options=()):
     """The full ``bwrap`` command line that runs ``command`` sandboxed in ``cwd``."""
     limits = dict(DEFAULT_LIMITS, **(limits or {}))
-    env = dict(PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin", HOME=SCRATCH + "/home",
-               TMPDIR=SCRATCH, MPLCONFIGDIR=SCRATCH + "/mpl", IPYTHONDIR=SCRATCH + "/ipython", MPLBACKEND="Agg",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYDEVD_DISABLE_FILE_VALIDATION="1",
-               LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
+    env = sandbox_env()
     args = [bwrap_path() or "bwrap",
             "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
@@ -103,17 +108,21 @@ def bwrap_argv(*, cwd, private, runtime, jail, command, limits=None):
              "--dir", SCRATCH + "/ipython"]
     for folder in (private, runtime, cwd):   # after /tmp: they may lie below it
         args += ["--bind", str(folder), str(folder)]
-    args += ["--chdir", str(cwd), "--"] + list(command)
+    args += ["--chdir", str(cwd), *options, "--"] + list(command)
     return args
 
 
-def write_jail(jail, limits=None):
-    """Lay out the grader-side folder of one sandbox (never visible inside it)."""
+def write_jail(jail, limits=None, zygote=None):
+    """Lay out the grader-side folder of one sandbox (never visible inside it).
+
+    ``zygote``: the socket of a :mod:`convlab.classgrade.zygote` that forks the kernel
+    into the sandbox (warm); without it the sandbox starts a new interpreter (cold).
+    """
     jail = Path(jail)
     jail.mkdir(parents=True, exist_ok=True)
     (jail / "passwd").write_text(f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:{SCRATCH}/home:/bin/false\n")
     (jail / "group").write_text(f"student:x:{SANDBOX_UID}:\n")
-    (jail / "jail.json").write_text(json.dumps(dict(DEFAULT_LIMITS, **(limits or {}))))
+    (jail / "jail.json").write_text(json.dumps(dict(DEFAULT_LIMITS, **(limits or {}), zygote=zygote)))
 
 
 def _join_pids_cgroup(jail, limit):
@@ -194,16 +203,58 @@ def launch(argv=None):
     if len(os.path.join(runtime, "kernel-" + "x" * 36 + "-ipc")) > IPC_PATH_MAX:
         sys.exit(f"convlab.classgrade: the socket folder {runtime} is too long a path for a Unix "
                  "socket; set TMPDIR to a short folder such as /tmp")
-    if _join_pids_cgroup(jail, limits["pids"]) is None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"], limits["pids"]))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"], limits["open_files"]))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    cgroup = _join_pids_cgroup(jail, limits["pids"])
+    rlimits = dict(RLIMIT_FSIZE=limits["file_bytes"], RLIMIT_NOFILE=limits["open_files"], RLIMIT_CORE=0)
+    if cgroup is None:
+        rlimits["RLIMIT_NPROC"] = limits["pids"]
+    for name, value in rlimits.items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    if limits.get("zygote"):
+        sys.exit(_launch_warm(limits["zygote"], cwd, private, runtime, jail, limits, argv, rlimits, cgroup))
     command = [sys.executable, "-m", "convlab.classgrade.sandbox"] + argv
     args = bwrap_argv(cwd=cwd, private=private, runtime=runtime, jail=jail, command=command, limits=limits)
     # bwrap's own PID 1 inside keeps the environment bwrap started with (/proc/1/environ):
     # start bwrap with nothing of the grader's
     os.execve(args[0], args, {"PATH": "/usr/bin:/bin"})
+
+
+def _launch_warm(zygote, cwd, private, runtime, jail, limits, kernel_argv, rlimits, cgroup):
+    """Build the sandbox with bwrap, holding it open with a sleeping process, and have the
+    zygote fork the kernel into it; return the kernel's exit status.
+
+    The kernel lives in the sandbox's PID namespace, so it dies with bwrap, which dies
+    with this launcher (``--die-with-parent``), which is what the kernel manager kills.
+    """
+    import socket
+    info_read, info_write = os.pipe()
+    # the holder is the namespace's PID 1, which its other processes cannot signal (kill(-1)
+    # from the kernel would otherwise end the sandbox under it)
+    hold = ["/bin/sh", "-c", "echo ready && exec sleep infinity"]
+    args = bwrap_argv(cwd=cwd, private=private, runtime=runtime, jail=jail, command=hold, limits=limits,
+                      options=["--as-pid-1", "--info-fd", str(info_write)])
+    bwrap = subprocess.Popen(args, pass_fds=(info_write,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             env={"PATH": "/usr/bin:/bin"})
+    os.close(info_write)
+    with os.fdopen(info_read, "rb") as info:
+        sandbox_pid = json.loads(info.read() or b"{}").get("child-pid")   # bwrap closes it once the child runs
+    if bwrap.stdout.readline().strip() != b"ready" or not sandbox_pid:
+        print("convlab.classgrade: the sandbox did not start", file=sys.stderr)
+        bwrap.kill()
+        return 1
+    request = dict(sandbox_pid=sandbox_pid, cwd=cwd, env=sandbox_env(), argv=kernel_argv,
+                   rlimits=rlimits, cgroup=cgroup)
+    status = 1
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        try:
+            conn.connect(zygote)
+            socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
+            for line in conn.makefile("rb"):
+                status = json.loads(line).get("status", status)
+        except OSError as error:
+            print(f"convlab.classgrade: no warm kernel ({zygote}): {error}", file=sys.stderr)
+    bwrap.kill()
+    bwrap.wait()
+    return status
 
 
 def check():

@@ -14,11 +14,15 @@ import shutil
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import nbformat
 
 from . import jail, sandbox
+
+# nbgrader's gradebook code warns about its own autoflush for every new submission
+warnings.filterwarnings("ignore", message=r"Object of type <Submitted", module=r"nbgrader\.api")
 
 CHECK_PREFIX = "# Added by convlab.classgrade"
 PREIMPORT = ["torch", "numpy", "convlab", "convlab.grading"]
@@ -263,7 +267,7 @@ def prepare(job):
         preimport=PREIMPORT)))
     kernel = ["-m", "convlab.classgrade.sandbox", "--private", str(private), "-f", "{connection_file}"]
     if sandboxed:
-        jail.write_jail(jail_dir, job.get("limits"))
+        jail.write_jail(jail_dir, job.get("limits"), zygote=job.get("zygote"))
         # run by path: ``-m`` would import convlab (and torch) just to start bwrap
         kernel = [jail.__file__, "--jail", str(jail_dir)] + kernel[2:]
     kernel_dir = work / "share" / "jupyter" / "kernels" / "classgrade"
