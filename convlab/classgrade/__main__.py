@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 
+from .cluster import ClusterUnavailable
 from .jail import SandboxUnavailable
 from .run import DEFAULT_REGEX, grade_class
 
@@ -45,6 +46,12 @@ def main(argv=None):
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code in your own account, without the bwrap sandbox "
                              "(only for code you trust; the report says so)")
+    parser.add_argument("--cold", action="store_true",
+                        help="start a new interpreter for each kernel instead of forking one that "
+                             "imported torch once (slower; the grades are the same)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="grade on the workers of a running Dask scheduler, e.g. tcp://head:8786 "
+                             "(default: on this machine, --workers at a time)")
     args = parser.parse_args(argv)
     if args.no_sandbox:
         print(NO_SANDBOX, file=sys.stderr)
@@ -53,8 +60,9 @@ def main(argv=None):
                              workers=args.workers, timeout=args.timeout, memory=args.memory,
                              wall=args.wall, db_url=args.db_url, regex=args.regex,
                              feedback=not args.no_feedback, progress=not args.no_progress,
-                             sandbox=not args.no_sandbox)
-    except SandboxUnavailable as error:
+                             sandbox=not args.no_sandbox, warm=not args.cold,
+                             scheduler=args.scheduler)
+    except (SandboxUnavailable, ClusterUnavailable) as error:
         print(error, file=sys.stderr)
         return 2
     if args.no_sandbox:

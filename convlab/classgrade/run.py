@@ -196,9 +196,13 @@ def _kernel_pids(private):
 class _Runner:
     """Runs jobs in forked children, ``workers`` at a time, with retries."""
 
-    def __init__(self, workers, wall, max_attempts=3):
+    def __init__(self, workers, wall, max_attempts=3, context="fork"):
         self.workers, self.wall, self.max_attempts = workers, wall, max_attempts
-        self.ctx = multiprocessing.get_context("fork")
+        # "forkserver" where this process has threads (a Dask worker): the children are forks
+        # of a single-threaded server that imported nbgrader once
+        self.ctx = multiprocessing.get_context(context)
+        if context == "forkserver":
+            self.ctx.set_forkserver_preload(["convlab.classgrade.run", "nbgrader.apps", "nbclient"])
 
     def run(self, jobs, on_result):
         running = {}   # sentinel -> (proc, conn, job, start)
@@ -328,7 +332,7 @@ def export_csv(db_url, path, course_id=""):
 
 def grade_class(course, assignment, submissions, out, *, workers=None, timeout=30,
                 memory="4G", wall=600, db_url=None, regex=None, feedback=True,
-                progress=None, keep_work=False, sandbox=True):
+                progress=None, keep_work=False, sandbox=True, warm=True, scheduler=None):
     """Autograde every submission of ``assignment``; see the module docstring.
 
     Returns a :class:`ClassResult`; writes into ``out``: ``autograded/``,
@@ -339,12 +343,16 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     :class:`~convlab.classgrade.jail.SandboxUnavailable` is raised before any
     work when it cannot start. ``sandbox=False`` grades in the grader's own
     account, guarded only from inside the kernel, and the report says so.
+    ``warm`` (sandboxed only): kernels are forks of one interpreter that imported
+    torch once (:mod:`convlab.classgrade.zygote`), not new interpreters.
+    ``scheduler``: the address of a Dask scheduler whose workers grade the
+    submissions (:mod:`convlab.classgrade.cluster`); ``workers`` is then unused.
     """
     from tqdm.auto import tqdm
     from . import report as report_mod
 
     t_start = time.monotonic()
-    if sandbox:
+    if sandbox and not scheduler:   # a cluster's workers check their own sandboxes
         jail.check()
     # nbgrader runs `alembic` (and kernels run python) from PATH: put this interpreter's bin first
     bindir = os.path.dirname(os.path.abspath(__import__("sys").executable))
@@ -366,7 +374,11 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     memory_bytes = parse_bytes(memory)
     _alembic_head_in_process()
     tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
+    zygote = None
     try:
+        if sandbox and warm and not scheduler:
+            from .zygote import Zygote
+            zygote = Zygote(tmp)
         template_db = tmp / "template.db"
         release_dir = _generate(config, source_dir, assignment, tmp / "template", f"sqlite:///{template_db}")
         # always, as nbgrader does: a changed source updates the gradebook, or nbgrader refuses
@@ -378,6 +390,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
         plain = {k: v for k, v in config.items() if k not in ("CourseDirectory",)}
         jobs = [dict(student=s, assignment=assignment, submission_dir=str(d),
                      work=str(tmp / "work" / str(i)), template_db=str(template_db), sandbox=sandbox,
+                     zygote=zygote and zygote.path,
                      source_dir=str(source_dir), release=release, timeout=timeout,
                      memory_bytes=memory_bytes, feedback=feedback,
                      config=json.loads(json.dumps(plain, default=str)))
@@ -406,11 +419,18 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
             if not keep_work:
                 shutil.rmtree(job["work"], ignore_errors=True)
             result.results[student] = res
+            failed = sum(r.get("status") != "ok" for r in result.results.values())
+            bar.set_postfix_str(f"{failed} failed, {len(result.needs_attention)} need attention", refresh=False)
             bar.update(1)
             if res["flags"]:
                 bar.write(f"{student}: needs attention ({len(res['flags'])} reason(s))")
 
-        _Runner(workers, wall).run(jobs, on_result)
+        if scheduler:
+            from . import cluster
+            cluster.run(scheduler, jobs, on_result, template_db=template_db, source_dir=source_dir,
+                        warm=warm, wall=wall)
+        else:
+            _Runner(workers, wall).run(jobs, on_result)
         bar.close()
         export_csv(db_url, out / "grades.csv", course_id)
         result.wall_seconds = time.monotonic() - t_start
@@ -420,5 +440,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
         report_mod.write_report(result, assignment, out)
         return result
     finally:
+        if zygote is not None:
+            zygote.close()
         if not keep_work:
             shutil.rmtree(tmp, ignore_errors=True)

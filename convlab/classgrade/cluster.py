@@ -1,0 +1,148 @@
+"""Grading on a Dask cluster: ``python -m convlab.classgrade ... --scheduler ADDRESS``.
+
+Each submission is one task on the cluster's workers (Dask distributed). The
+parent, :func:`convlab.classgrade.run.grade_class`, does everything else as
+on one machine: it generates the assignment, collects the submissions, copies
+each through :func:`~convlab.classgrade.jail.copy_checked`, and alone merges
+the results into the real gradebook. A task receives the submission's files,
+the assignment's source and the template gradebook as bytes (no shared
+filesystem is needed), grades it on its worker exactly as a local run does
+(the same retries, sandbox and warm kernels, one zygote per worker process),
+and returns the graded notebook and feedback as bytes, which the parent
+copies out through the same check.
+
+A worker that dies takes its running tasks with it; the scheduler gives
+them to another worker (up to ``distributed.scheduler.allowed-failures``
+times), and a submission that no worker could grade is reported as such.
+
+The workers need the course environment (this package, nbgrader, torch),
+``bwrap``, and a non-daemonic worker process, because grading forks: start
+them with ``dask worker ADDRESS --no-nanny`` or with the environment
+variable ``DASK_DISTRIBUTED__WORKER__DAEMON=False``.
+"""
+import io
+import multiprocessing
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+DAEMONIC = ("convlab.classgrade: this Dask worker runs tasks in a daemonic process, which cannot "
+            "start grading processes; start the workers with 'dask worker ADDRESS --no-nanny', or "
+            "set DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment")
+
+_zygote = None          # one per worker process, started by its first task
+
+
+class ClusterUnavailable(RuntimeError):
+    """The cluster's workers cannot grade (see the message)."""
+
+
+def pack(folder):
+    """The tree ``folder`` as the bytes of a gzipped tar (the caller checked its contents)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(str(folder), arcname=".")
+    return buffer.getvalue()
+
+
+def unpack(data, folder):
+    """Extract :func:`pack`'s bytes into ``folder``: regular files and folders inside it only."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+        tar.extractall(str(folder), members=members, filter="data")
+
+
+def probe(sandbox):
+    """Run on every worker before grading: ``None``, or why this worker cannot grade."""
+    if multiprocessing.current_process().daemon:
+        return DAEMONIC
+    if sandbox:
+        from .jail import SandboxUnavailable, check
+        try:
+            check()
+        except SandboxUnavailable as error:
+            return str(error)
+    return None
+
+
+def _worker_zygote():
+    global _zygote
+    if _zygote is None or _zygote.proc.poll() is not None:
+        import atexit
+        from .zygote import Zygote
+        _zygote = Zygote(tempfile.mkdtemp(prefix="classgrade-zygote-"))
+        atexit.register(_zygote.close)
+    return _zygote.path
+
+
+def grade_task(job, common):
+    """A Dask task: grade one submission on this worker; return its result, files as bytes."""
+    from .run import _Runner
+    why = probe(False)
+    if why:
+        raise RuntimeError(why)
+    tmp = Path(tempfile.mkdtemp(prefix="classgrade-task-"))
+    try:
+        unpack(common, tmp / "common")
+        job = dict(job, template_db=str(tmp / "common" / "template.db"), source_dir=str(tmp / "common" / "source"),
+                   work=str(tmp / "work"), submission_dir=None)
+        if job.get("files") is not None:
+            unpack(job.pop("files"), tmp / "submission")
+            job["submission_dir"] = str(tmp / "submission")
+        if job.get("sandbox") and job.pop("warm", True):
+            job["zygote"] = _worker_zygote()
+        done = []
+        _Runner(1, job["wall"], context="forkserver").run([job], lambda j, r: done.append(r))
+        result = done[0]
+        for kind in ("autograded", "feedback"):
+            folder = result.pop(kind, None)
+            if folder and Path(folder).is_dir():
+                result[kind + "_tar"] = pack(folder)
+        from distributed import get_worker
+        result["worker"] = str(get_worker().name)
+        return result
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(address, jobs, on_result, *, template_db, source_dir, warm, wall):
+    """Grade ``jobs`` on the cluster at ``address``; ``on_result(job, result)`` in this process."""
+    from distributed import Client, as_completed
+    from . import jail
+    with Client(address, timeout="60s") as client:
+        refusals = {w: why for w, why in client.run(probe, bool(jobs and jobs[0]["sandbox"])).items() if why}
+        if refusals:
+            worker, why = sorted(refusals.items())[0]
+            raise ClusterUnavailable(f"{why} (worker {worker}; {len(refusals)} of the cluster's workers)")
+        with tempfile.TemporaryDirectory(prefix="classgrade-common-") as stage:
+            shutil.copy(template_db, Path(stage) / "template.db")
+            shutil.copytree(source_dir, Path(stage) / "source")
+            common = client.scatter(pack(stage), broadcast=True)
+        futures = {}
+        for job in jobs:
+            remote = dict(job, warm=warm, wall=wall, files=None, zygote=None)
+            if job.get("submission_dir") and Path(job["submission_dir"]).is_dir():
+                stage = Path(job["work"]) / "handed-in"
+                skipped = jail.copy_checked(job["submission_dir"], stage)
+                remote["flags"] = list(job.get("flags", [])) + [f"left out of the submission: {line}"
+                                                                for line in skipped]
+                remote["files"] = pack(stage)
+                shutil.rmtree(stage)
+            future = client.submit(grade_task, remote, common, pure=False, retries=1,
+                                   key=f"classgrade-{Path(job['work']).name}-{job['student']}")
+            futures[future] = remote
+        for future, result in as_completed(futures, with_results=True, raise_errors=False):
+            job = futures[future]
+            if future.status != "finished":   # an error: (type, exception, traceback)
+                error = result[1] if isinstance(result, tuple) else result
+                result = dict(student=job["student"], status="error", flags=list(job.get("flags", [])),
+                              error=f"the cluster could not grade it: {type(error).__name__}: {error}")
+            else:
+                for kind in ("autograded", "feedback"):
+                    data = result.pop(kind + "_tar", None)
+                    if data is not None:
+                        unpack(data, Path(job["work"]) / "returned" / kind)
+                        result[kind] = str(Path(job["work"]) / "returned" / kind)
+            on_result(job, result)

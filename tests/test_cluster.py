@@ -1,0 +1,155 @@
+"""Grading on a real Dask cluster: a ``dask scheduler`` and two ``dask worker`` processes on loopback.
+
+The class is the ordinary part of tests/hostile/ (correct, wrong, partial, blank) in several
+copies. One run goes through ``--scheduler`` and must give the grades of sequential
+``nbgrader autograde``; in a second, one worker is killed once grading has begun, and every
+submission must still be graded, once.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from convlab.classgrade import grade_class
+from convlab.classgrade.__main__ import main as classgrade_main
+
+HOSTILE = Path(__file__).parent / "hostile"
+CASES = {"correct": 4, "wrong": 1, "partial": 2, "blank": 0}
+pytestmark = pytest.mark.grading
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args, log):
+    bindir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.Popen([os.path.join(bindir, "dask"), *args], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """``(address, {name: worker process})``; the processes are stopped afterwards."""
+    from distributed import Client
+    logs = tmp_path_factory.mktemp("dask")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    procs = {"scheduler": _start(["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                                  "--no-dashboard"], open(logs / "scheduler.log", "w"))}
+    try:
+        for name in ("w1", "w2"):
+            # --no-nanny: grading forks, and a nanny's worker process is daemonic
+            procs[name] = _start(["worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
+                                  "--no-dashboard"], open(logs / f"{name}.log", "w"))
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address, procs
+    finally:
+        for proc in procs.values():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+
+
+def _class(folder, copies):
+    """``copies`` students of each case in CASES, in nbgrader's submitted/ layout."""
+    for i in range(copies):
+        for case in CASES:
+            shutil.copytree(HOSTILE / "submitted" / case, folder / f"{case}_{i}")
+    return folder
+
+
+def _scores(result):
+    return {s: sum(c["auto_score"] for nb in r["notebooks"].values() for c in nb["cells"].values()
+                   if c["cell_type"] == "code") for s, r in result.results.items()}
+
+
+def test_cluster_grades_equal_sequential_nbgrader(cluster, tmp_path):
+    address, _ = cluster
+    course = tmp_path / "course"
+    shutil.copytree(HOSTILE / "course", course)
+    submitted = _class(tmp_path / "submitted", 1)
+    out = tmp_path / "out"
+    assert classgrade_main(["tiny", str(submitted), "--course", str(course), "--out", str(out),
+                            "--scheduler", address, "--timeout", "10", "--memory", "2G"]) == 0
+
+    seq = tmp_path / "sequential"
+    shutil.copytree(course, seq)
+    shutil.copytree(submitted, seq / "submitted")
+    db = f"sqlite:///{seq / 'gradebook.db'}"
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    for cmd in (["generate_assignment", "tiny", "--force"], ["autograde", "tiny", "--force"]):
+        proc = subprocess.run([sys.executable, "-m", "nbgrader", *cmd, f"--CourseDirectory.db_url={db}"],
+                              cwd=seq, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    from nbgrader.api import Gradebook
+
+    def grades(url):
+        with Gradebook(url) as gb:
+            return {(s.student.id, g.name): (g.auto_score, g.max_score)
+                    for s in gb.notebook_submissions("tiny", "tiny") for g in s.grades}
+
+    cluster_grades = grades(f"sqlite:///{out / 'gradebook.db'}")
+    assert len(cluster_grades) == 3 * len(CASES)
+    assert cluster_grades == grades(db)
+    assert sorted(p.name for p in (out / "feedback").iterdir()) == sorted(p.name for p in submitted.iterdir())
+
+
+def test_a_worker_killed_mid_run_loses_no_submission(cluster, tmp_path):
+    address, procs = cluster
+    course = tmp_path / "course"
+    shutil.copytree(HOSTILE / "course", course)
+    submitted = _class(tmp_path / "submitted", 3)
+    out = tmp_path / "out"
+    outcome = {}
+
+    def grade():
+        try:
+            outcome["result"] = grade_class(course, "tiny", submitted, out, timeout=10, memory="2G",
+                                            progress=False, scheduler=address)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=grade)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while not (out / "autograded").is_dir() or not any((out / "autograded").iterdir()):
+        assert thread.is_alive() and time.monotonic() < deadline, outcome
+        time.sleep(0.2)
+    os.kill(procs["w1"].pid, signal.SIGKILL)     # in the middle of its next submission
+    thread.join(600)
+    assert not thread.is_alive() and "error" not in outcome, outcome
+    result = outcome["result"]
+    want = {f"{case}_{i}": points for case, points in CASES.items() for i in range(3)}
+    assert _scores(result) == want
+    assert all(r["status"] == "ok" and not r["flags"] for r in result.results.values())
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        graded = [s.student.id for s in gb.notebook_submissions("tiny", "tiny")]
+    assert sorted(graded) == sorted(want)          # once each
+    assert procs["w1"].wait(10) == -signal.SIGKILL
+    assert {r["worker"] for r in result.results.values()} == {"w1", "w2"}
+
+
+def test_refuses_a_cluster_whose_workers_cannot_fork(tmp_path, capsys):
+    """A nanny's worker process is daemonic: the run stops at once and says how to start the workers."""
+    from distributed import LocalCluster
+    course = tmp_path / "course"
+    shutil.copytree(HOSTILE / "course", course)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+        code = classgrade_main(["tiny", str(_class(tmp_path / "submitted", 1)), "--course", str(course),
+                                "--out", str(tmp_path / "out"), "--scheduler", local.scheduler_address])
+    assert code == 2
+    assert "--no-nanny" in capsys.readouterr().err
