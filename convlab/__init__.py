@@ -1,8 +1,9 @@
 """ConvLab: reference implementations of 2-D convolution for the course.
 
 Single-channel functions take ``(H, W)`` tensors, multi-channel ones
-``(C, H, W)`` inputs and ``(C_out, C_in, kh, kw)`` kernels. Padding is the
-number of zeros on each side.
+``(C, H, W)`` inputs and ``(C_out, C_in, kh, kw)`` kernels; transposed
+convolutions take ``(C_in, C_out, kh, kw)`` kernels, as in PyTorch. Padding is
+the number of zeros on each side.
 """
 
 from . import kernels
@@ -12,12 +13,15 @@ from .data import photo, stripes
 from .layers import Conv2D
 from .padding import pad2d
 from .pooling import pool2d
-from .shapes import output_shape, receptive_field, resolve_padding
+from .shapes import output_shape, receptive_field, resolve_padding, transposed_output_shape
 from .train import fit_kernel, squared_loss
+from .transposed import conv_transpose2d, conv_transpose2d_loop
 
 __all__ = [
     "Conv2D",
     "conv2d",
+    "conv_transpose2d",
+    "conv_transpose2d_loop",
     "corr2d",
     "corr2d_loop",
     "corr2d_multi_in",
@@ -33,4 +37,5 @@ __all__ = [
     "resolve_padding",
     "squared_loss",
     "stripes",
+    "transposed_output_shape",
 ]

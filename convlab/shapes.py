@@ -5,6 +5,10 @@ Dumoulin & Visin's convolution-arithmetic guide. Along one axis, an input of siz
 ``i``, a kernel of size ``k``, padding ``p``, stride ``s`` and dilation ``d`` give
 
 .. math:: o = \left\lfloor \frac{i + 2p - d(k - 1) - 1}{s} \right\rfloor + 1
+
+and a transposed convolution with the same options, and ``output_padding`` ``a``,
+
+.. math:: o = s(i - 1) + d(k - 1) + 1 - 2p + a
 """
 
 from typing import NamedTuple
@@ -20,6 +24,16 @@ class Geometry(NamedTuple):
     padding: tuple  # zeros added (top, bottom, left, right)
     stride: tuple
     dilation: tuple
+    output: tuple
+
+
+class TransposedGeometry(NamedTuple):
+    """Every size of one transposed convolution, each a pair ``(height, width)``."""
+
+    padding: tuple  # rows and columns cropped from each side
+    stride: tuple
+    dilation: tuple
+    output_padding: tuple  # rows and columns added at the bottom and right
     output: tuple
 
 
@@ -96,6 +110,73 @@ def output_shape(input_hw, kernel_hw, *, padding=0, stride=1, dilation=1):
     (7, 7)
     """
     return geometry(input_hw, kernel_hw, padding=padding, stride=stride, dilation=dilation).output
+
+
+def transposed_output_shape(input_hw, kernel_hw, *, padding=0, stride=1, dilation=1, output_padding=0):
+    """Return the output size ``(oh, ow)`` of a 2-D transposed convolution.
+
+    Parameters
+    ----------
+    input_hw, kernel_hw : int or pair of int
+        Height and width of the input and of the kernel.
+    padding : int or pair of int
+        Rows and columns cropped from each side of the output, as in
+        ``torch.nn.functional.conv_transpose2d``.
+    stride, dilation : int or pair of int
+        Spacing between the copies of the kernel, and between its taps.
+    output_padding : int or pair of int
+        Rows and columns added at the bottom and right; each must be smaller than
+        the stride or the dilation along its axis, as PyTorch requires.
+
+    Returns
+    -------
+    tuple of int
+        ``s(i - 1) + d(k - 1) + 1 - 2p + output_padding`` along each axis.
+
+    Examples
+    --------
+    A 3x3 kernel at stride 2 doubles a 4x4 input, less one row and column,
+    unless ``output_padding`` adds them back:
+
+    >>> transposed_output_shape((4, 4), (3, 3), stride=2, padding=1)
+    (7, 7)
+    >>> transposed_output_shape((4, 4), (3, 3), stride=2, padding=1, output_padding=1)
+    (8, 8)
+    """
+    return transposed_geometry(input_hw, kernel_hw, padding=padding, stride=stride, dilation=dilation,
+                               output_padding=output_padding).output
+
+
+def transposed_geometry(input_hw, kernel_hw, *, padding=0, stride=1, dilation=1, output_padding=0):
+    """Check every size of a transposed convolution once; ``padding`` of the result is ``(ph, pw)``.
+
+    Examples
+    --------
+    >>> transposed_geometry((2, 3), 3, stride=(2, 1), output_padding=(1, 0))
+    TransposedGeometry(padding=(0, 0), stride=(2, 1), dilation=(1, 1), output_padding=(1, 0), output=(6, 5))
+    """
+    ih, iw = pair(input_hw, "input size")
+    kh, kw = pair(kernel_hw, "kernel size")
+    try:
+        ph, pw = pair(padding, "padding", minimum=0)
+    except TypeError:
+        raise TypeError(f"padding must be an int or a pair (ph, pw) of ints >= 0, got {padding!r}") from None
+    sh, sw = pair(stride, "stride")
+    dh, dw = pair(dilation, "dilation")
+    ah, aw = pair(output_padding, "output_padding", minimum=0)
+    if not (ah < max(sh, dh) and aw < max(sw, dw)):
+        raise ValueError(
+            f"output_padding must be smaller than the stride or the dilation along each axis, "
+            f"got output_padding={output_padding!r} with stride={stride!r} and dilation={dilation!r}"
+        )
+    output = (sh * (ih - 1) + dh * (kh - 1) + 1 - 2 * ph + ah, sw * (iw - 1) + dw * (kw - 1) + 1 - 2 * pw + aw)
+    if min(output) < 1:
+        raise ValueError(
+            f"padding={padding!r} crops more than the transposed convolution produces: input size "
+            f"{(ih, iw)}, kernel size {(kh, kw)} and stride={stride!r} would give an output of size "
+            f"{output}; use less padding"
+        )
+    return TransposedGeometry((ph, pw), (sh, sw), (dh, dw), (ah, aw), output)
 
 
 def geometry(input_hw, kernel_hw, *, padding=0, stride=1, dilation=1):

@@ -35,3 +35,13 @@ def assert_gradients_match(fn, reference, X, K, options):
     case = f"X {tuple(X.shape)}, K {tuple(K.shape)}, {options}"
     torch.testing.assert_close(X.grad, X_ref.grad, atol=1e-5, rtol=1e-5, msg=lambda m: f"dL/dX for {case}\n{m}")
     torch.testing.assert_close(K.grad, K_ref.grad, atol=1e-5, rtol=1e-5, msg=lambda m: f"dL/dK for {case}\n{m}")
+
+
+def torch_conv_transpose2d(X, K, **options):
+    """``F.conv_transpose2d`` on an (H, W) image and an (kh, kw) kernel."""
+    return F.conv_transpose2d(X[None, None], K[None, None], **options)[0, 0]
+
+
+def torch_conv_transpose2d_multi(X, K, **options):
+    """``F.conv_transpose2d`` on a (C_in, H, W) input and (C_in, C_out, kh, kw) kernels."""
+    return F.conv_transpose2d(X[None], K, **options)[0]
