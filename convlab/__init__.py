@@ -5,7 +5,7 @@ Single-channel functions take ``(H, W)`` tensors, multi-channel ones
 number of zeros on each side.
 """
 
-from . import kernels
+from . import animate, kernels
 from .channels import corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1
 from .correlate import conv2d, corr2d, corr2d_loop
 from .data import photo, stripes
@@ -17,6 +17,7 @@ from .train import fit_kernel, squared_loss
 
 __all__ = [
     "Conv2D",
+    "animate",
     "conv2d",
     "corr2d",
     "corr2d_loop",
