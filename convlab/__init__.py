@@ -6,7 +6,7 @@ convolutions take ``(C_in, C_out, kh, kw)`` kernels, as in PyTorch. Padding is
 the number of zeros on each side.
 """
 
-from . import kernels
+from . import animate, kernels
 from .channels import corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1
 from .correlate import conv2d, corr2d, corr2d_loop
 from .data import photo, stripes
@@ -19,6 +19,7 @@ from .transposed import conv_transpose2d, conv_transpose2d_loop
 
 __all__ = [
     "Conv2D",
+    "animate",
     "conv2d",
     "conv_transpose2d",
     "conv_transpose2d_loop",

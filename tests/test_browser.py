@@ -437,6 +437,47 @@ def test_search_works_offline(visits):
     assert not search["errors"] and not search["remote"], search
 
 
+def test_an_animation_steps_and_plays_offline(server):
+    """The padding animation of padding_stride: Next, Previous, Play and Pause in Chromium, offline."""
+    import torch
+    import torch.nn.functional as F
+
+    expected = F.conv2d(torch.arange(9.0).reshape(1, 1, 3, 3), torch.arange(4.0).reshape(1, 1, 2, 2),
+                        padding=1).flatten().tolist()
+    with _offline_page({"width": 1280, "height": 900}) as (page, current):
+        page.goto(server + "book/padding_stride.html", wait_until="load")
+        anim = page.locator(".convlab-anim").first
+        counter, play = anim.locator(".ca-counter"), anim.locator("button[data-action=play]")
+
+        def shown():
+            """The numbers in the output grid of the frame on screen."""
+            assert anim.locator(".ca-frame:visible").count() == 1, "not exactly one frame shown"
+            cells = anim.locator(".ca-frame:visible table[data-role=output] td")
+            return [float(t) for t in cells.evaluate_all("tds => tds.map(td => td.textContent)") if t]
+
+        assert anim.locator(".ca-controls").is_visible()
+        assert counter.inner_text() == f"step 1 of {len(expected)}"
+        assert shown() == expected[:1]
+        anim.locator("button[data-action=next]").click()
+        assert counter.inner_text() == f"step 2 of {len(expected)}"
+        assert shown() == expected[:2]
+        anim.locator("button[data-action=prev]").click()
+        assert counter.inner_text() == f"step 1 of {len(expected)}" and shown() == expected[:1]
+
+        play.click()
+        assert play.inner_text() == "Pause"
+        page.wait_for_function("el => el.textContent.startsWith('step 3 ')",
+                               arg=counter.element_handle(), timeout=10_000)
+        play.click()
+        assert play.inner_text() == "Play"
+        paused = counter.inner_text()
+        page.wait_for_timeout(2_500)  # more than two frames' time: nothing moves while paused
+        assert counter.inner_text() == paused
+        step = int(paused.split()[1])
+        assert step >= 3 and shown() == expected[:step]
+        assert not current["errors"] and not current["remote"], current
+
+
 # ---------------------------------------------------------------------------
 # On a phone: 390 px wide, the width of a common phone held upright
 
