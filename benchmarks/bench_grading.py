@@ -1,6 +1,6 @@
 """Benchmark: grading N submissions, parallel command vs sequential nbgrader autograde.
 
-    python benchmarks/bench_grading.py [--n 40] [--workers CORES] [--feedback]
+    python benchmarks/bench_grading.py [--n 40] [--workers CORES] [--feedback] [--cold] [--dask]
 
 Builds N submissions of the fixture assignment in tests/hostile/ (copies of
 the correct, wrong and partial students), grades them once with sequential
@@ -74,14 +74,32 @@ def sequential(tmp, course, subs):
     return seconds, f"sqlite:///{seq / 'gradebook.db'}"
 
 
-def parallel(tmp, course, subs, workers, feedback):
-    out = tmp / "parallel"
+def parallel(tmp, course, subs, workers, feedback, extra=(), name="parallel"):
+    out = tmp / name
     cmd = [sys.executable, "-m", "convlab.classgrade", "tiny", str(subs), "--course", str(course),
-           "--out", str(out), "--workers", str(workers), "--no-progress"]
+           "--out", str(out), "--workers", str(workers), "--no-progress", *extra]
     if not feedback:
         cmd.append("--no-feedback")
     seconds = timed_cpu(cmd)
     return seconds, f"sqlite:///{out / 'gradebook.db'}", json.loads((out / "results.json").read_text())
+
+
+def dask_cluster(workers):
+    """A local ``dask scheduler`` and ``workers`` single-threaded ``dask worker`` processes."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address, dask = f"tcp://127.0.0.1:{port}", os.path.join(os.path.dirname(sys.executable), "dask")
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())]
+    procs += [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+              for _ in range(workers)]
+    from distributed import Client
+    with Client(address, timeout="60s") as client:
+        client.wait_for_workers(workers, timeout=120)
+    return address, procs
 
 
 def grades(url):
@@ -121,6 +139,8 @@ def main():
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--feedback", action="store_true", help="parallel run also writes feedback")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--cold", action="store_true", help="also grade with a new interpreter per kernel")
+    parser.add_argument("--dask", action="store_true", help="also grade through a local Dask scheduler")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
@@ -136,6 +156,24 @@ def main():
         print(f"CPU seconds per notebook: sequential {cpu_seq / args.n:.2f}, parallel {cpu_par / args.n:.2f}"
               f" (ratio {cpu_seq / cpu_par:.2f}); load average after the runs {os.getloadavg()[0]:.1f}")
         print(f"throughput ratio (sequential / parallel): {t_seq / t_par:.2f}x; grades identical: {same}")
+        for flag, label in [("cold", "--cold (a new interpreter per kernel)"), ("dask", "--scheduler, local Dask")]:
+            if not getattr(args, flag):
+                continue
+            procs = []
+            extra = ["--cold"]
+            if flag == "dask":
+                address, procs = dask_cluster(args.workers)
+                extra = ["--scheduler", address]
+            try:
+                (t, cpu), db, _ = parallel(tmp, course, subs, args.workers, args.feedback, extra, flag)
+            finally:
+                for proc in procs:
+                    proc.terminate()
+                    proc.wait()
+            # the Dask workers are not the command's children: their CPU time is not in `cpu`
+            cpu_text = "" if flag == "dask" else f"; CPU {cpu / args.n:.2f} s/notebook"
+            print(f"{label}: {t:7.1f} s ({t / args.n:.2f} s/notebook), {t / t_par:.2f}x the time of the "
+                  f"local run{cpu_text}; grades identical: {grades(db) == grades(db_seq)}")
         stages = {}
         for res in results.values():
             for k, v in res.get("timings", {}).items():
