@@ -69,6 +69,13 @@ def _mount_os():
             args += ["--ro-bind", top, top]
     if os.path.exists("/etc/ld.so.cache"):
         args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    return args
+
+
+def _mount_python():
+    """bwrap arguments for the read-only Python environment and convlab (after /tmp: a
+    virtual environment or a clone may lie below it)."""
+    args = []
     import importlib.util
     package = importlib.util.find_spec("convlab").submodule_search_locations  # not imported
     trees = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix, *package)}
@@ -106,6 +113,7 @@ def bwrap_argv(*, cwd, private, runtime, jail, command, limits=None, options=())
              "--size", str(limits["tmp_bytes"]), "--tmpfs", "/tmp",
              "--dir", SCRATCH, "--dir", SCRATCH + "/home", "--dir", SCRATCH + "/mpl",
              "--dir", SCRATCH + "/ipython"]
+    args += _mount_python()
     for folder in (private, runtime, cwd):   # after /tmp: they may lie below it
         args += ["--bind", str(folder), str(folder)]
     args += ["--chdir", str(cwd), *options, "--"] + list(command)
