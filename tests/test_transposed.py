@@ -88,11 +88,14 @@ def test_output_size_formula_matches_torch(problem):
     st.tuples(st.integers(0, 4), st.integers(0, 4)),
 )
 def test_sizes_are_refused_exactly_when_torch_refuses_them(hw, khw, stride, dilation, padding, output_padding):
-    """No empty or negative output, and output_padding smaller than the stride or the dilation."""
+    """No empty or negative output, and output_padding smaller than the stride or the dilation.
+
+    PyTorch refuses a negative size but returns an empty tensor for a size of 0; convlab
+    refuses both."""
     options = dict(stride=stride, dilation=dilation, padding=padding, output_padding=output_padding)
     try:
-        F.conv_transpose2d(torch.zeros(1, 1, *hw), torch.zeros(1, 1, *khw), **options)
-        torch_refuses = False
+        Y = F.conv_transpose2d(torch.zeros(1, 1, *hw), torch.zeros(1, 1, *khw), **options)
+        torch_refuses = Y.numel() == 0
     except RuntimeError:
         torch_refuses = True
     try:
