@@ -34,7 +34,6 @@ The first chapter's example: a 3x3 input, a 2x2 kernel, four windows.
 True
 """
 
-import hashlib
 import html
 import itertools
 import json
@@ -44,7 +43,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_tensor, pair
-from .shapes import geometry
+from .shapes import geometry, transposed_geometry
 
 # An animation is for a small, readable example: at most this many cells per side
 # of a drawn grid, this many frames, and this many cells drawn in all the frames
@@ -125,7 +124,7 @@ class Animation:
                 f'</button> <button type="button" data-action="play">Play</button> <button '
                 f'type="button" data-action="next">Next</button> <span class="ca-counter" '
                 f'aria-live="polite">step 1 of {len(self.frames)}</span></div>\n{frames}')
-        uid = "convlab-anim-" + hashlib.sha1(body.encode()).hexdigest()[:10] + f"-{next(_COUNTER)}"
+        uid = f"convlab-anim-{next(_COUNTER)}"   # unique on a page: one kernel runs a chapter
         title = f'<p class="ca-title">{html.escape(self.title)}</p>' if self.title else ""
         return (f'<div class="convlab-anim" id="{uid}" {data}>\n<style>{_CSS}</style>\n{title}{body}\n'
                 f'<script>{_SCRIPT % (json.dumps(uid), INTERVAL_MS)}</script>\n</div>')
@@ -286,13 +285,10 @@ def transposed_convolution(X, K, *, stride=1, padding=0):
     """
     check_tensor(X, "X", ndim=2)
     check_tensor(K, "K", ndim=2)
-    (sh, sw), (ph, pw) = pair(stride, "stride"), pair(padding, "padding", minimum=0)
+    geo = transposed_geometry(X.shape, K.shape, padding=padding, stride=stride)
+    (sh, sw), (ph, pw) = geo.stride, geo.padding
     (h, w), (kh, kw) = X.shape, K.shape
-    full = ((h - 1) * sh + kh, (w - 1) * sw + kw)
-    if 2 * ph >= full[0] or 2 * pw >= full[1]:
-        raise ValueError(f"padding {padding!r} crops the whole {full[0]}x{full[1]} output of a "
-                         f"{h}x{w} input and a {kh}x{kw} kernel at stride {stride!r}; "
-                         f"padding must be less than half of it")
+    full = (geo.output[0] + 2 * ph, geo.output[1] + 2 * pw)   # before PyTorch's crop
     _check_size([(h, w), (kh, kw), full], h * w)
     grid, kernel = _grid_of(X), _grid_of(K)
     # The output starts as zeros: cells that no input reaches (stride > kernel) stay 0.
