@@ -277,6 +277,29 @@ def os_level_attacks(release):
             for name, source in ATTACKS.items()}
 
 
+def sequential_grades(course, submitted, folder):
+    """Plain ``nbgrader autograde``, one notebook at a time, of ``submitted`` (nbgrader's layout)
+    in a copy of ``course`` at ``folder``: {(student, grade id): (auto score, max score, needs manual)}."""
+    shutil.copytree(course, folder)
+    shutil.copytree(submitted, folder / "submitted", dirs_exist_ok=True)
+    db = f"sqlite:///{folder / 'gradebook.db'}"
+    env = dict(__import__("os").environ)
+    env["PATH"] = str(Path(sys.executable).parent) + ":" + env.get("PATH", "")
+    for cmd in (["generate_assignment", "tiny", "--force"], ["autograde", "tiny", "--force"]):
+        proc = subprocess.run([sys.executable, "-m", "nbgrader", *cmd, f"--CourseDirectory.db_url={db}"],
+                              cwd=folder, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return gradebook_grades(db)
+
+
+def gradebook_grades(db_url):
+    """{(student, grade id): (auto score, max score, needs manual)} of every submission of tiny."""
+    from nbgrader.api import Gradebook
+    with Gradebook(db_url) as gb:
+        return {(s.student.id, g.name): (g.auto_score, g.max_score, bool(g.needs_manual_grade))
+                for s in gb.notebook_submissions("tiny", "tiny") for g in s.grades}
+
+
 def main(names=()):
     """Write the corpus; with ``names``, only those cases (the others keep their files and ids)."""
     course = HERE / "course"

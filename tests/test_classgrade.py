@@ -10,6 +10,7 @@ server.
 import csv
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -35,12 +36,6 @@ BENIGN = ["correct", "wrong", "partial", "blank", "zz_correct_after"]
 SECRET = "s3cret-of-the-instructor-8d1f"   # planted where read_outside looks; must reach no output
 TIMEOUT = 10      # per-cell seconds: the loops in the corpus hit it
 pytestmark = pytest.mark.grading
-
-
-def _env():
-    env = dict(os.environ)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -250,25 +245,12 @@ def test_tampered_tests_show_as_failed_in_the_feedback(corpus_run):
 def test_parallel_grades_equal_sequential_nbgrader_autograde(corpus_run, course, tmp_path):
     """Plain `nbgrader autograde`, one notebook at a time, on the ordinary submissions."""
     _, out = corpus_run
-    seq = tmp_path / "course"
-    shutil.copytree(course, seq)
+    benign = tmp_path / "submitted"
     for case in BENIGN:
-        shutil.copytree(HOSTILE / "submitted" / case, seq / "submitted" / case)
-    db = f"sqlite:///{seq / 'gradebook.db'}"
-    for cmd in (["generate_assignment", "tiny", "--force"], ["autograde", "tiny", "--force"]):
-        proc = subprocess.run([sys.executable, "-m", "nbgrader", *cmd, f"--CourseDirectory.db_url={db}"],
-                              cwd=seq, env=_env(), capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    from nbgrader.api import Gradebook
-
-    def grades(url):
-        with Gradebook(url) as gb:
-            return {(case, g.name): (g.auto_score, g.max_score, bool(g.needs_manual_grade))
-                    for case in BENIGN
-                    for g in gb.find_submission_notebook("tiny", "tiny", case).grades}
-
-    sequential = grades(db)
-    parallel = grades(f"sqlite:///{out / 'gradebook.db'}")
+        shutil.copytree(HOSTILE / "submitted" / case, benign / case)
+    sequential = corpus.sequential_grades(course, benign, tmp_path / "course")
+    parallel = {key: grade for key, grade in corpus.gradebook_grades(f"sqlite:///{out / 'gradebook.db'}").items()
+                if key[0] in BENIGN}
     assert len(sequential) == 3 * len(BENIGN)
     assert parallel == sequential
 
@@ -485,7 +467,7 @@ print('leaks:', _leaks)
 print('random:', random.random(), torch.rand(1).item())"""
 
 
-def test_nothing_of_one_submission_reaches_the_next(course, tmp_path):
+def test_nothing_of_one_submission_reaches_the_next(course, tmp_path, capsys):
     """Graded one after another by one zygote: the second finds nothing the first left, and
     the kernels' random state is not the zygote's copy (two kernels draw different numbers)."""
     release = nbformat.read(str(HOSTILE / "submitted" / "blank" / "tiny" / "tiny.ipynb"), as_version=4)
@@ -497,7 +479,10 @@ def test_nothing_of_one_submission_reaches_the_next(course, tmp_path):
         nbformat.write(nb, str(submitted / name / "tiny" / "tiny.ipynb"))
     out = tmp_path / "out"
     result = grade_class(course, "tiny", submitted, out, workers=1, timeout=TIMEOUT, memory="2G",
-                         progress=False, feedback=False)
+                         progress=True, feedback=False)
+    # the progress bar: submissions done, time left (after "<"), failures and those needing attention
+    bar = capsys.readouterr().err
+    assert re.search(r"3/3 \[[^\]]*<[^\]]*, 0 failed, \d+ need attention\]", bar), bar[-500:]
     assert {s: _score(r) for s, r in result.results.items()} == \
         {"a_leaves_state": 4, "b_checks_state": 4, "c_checks_state": 4}
     printed = {}

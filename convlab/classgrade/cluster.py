@@ -82,7 +82,7 @@ def grade_task(job, common):
     from .run import _Runner
     why = probe(False)
     if why:
-        raise RuntimeError(why)
+        raise ClusterUnavailable(why)
     tmp = Path(tempfile.mkdtemp(prefix="classgrade-task-"))
     try:
         unpack(common, tmp / "common")

@@ -26,6 +26,9 @@ import os
 import resource
 import sys
 
+# What every grading kernel imports before the first cell (and before its fingerprints)
+PREIMPORT = ["torch", "numpy", "convlab", "convlab.grading"]
+
 # Executed verbatim here (baseline) and in every check cell (current state).
 # Maps "what" -> "identity". Identities are ids within this one process, plus
 # a type/qualname so that a recycled id cannot pass for the original.

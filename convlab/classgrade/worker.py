@@ -25,7 +25,6 @@ from . import jail, sandbox
 warnings.filterwarnings("ignore", message=r"Object of type <Submitted", module=r"nbgrader\.api")
 
 CHECK_PREFIX = "# Added by convlab.classgrade"
-PREIMPORT = ["torch", "numpy", "convlab", "convlab.grading"]
 
 
 def grade_cells(nb):
@@ -264,7 +263,7 @@ def prepare(job):
     sandboxed = job.get("sandbox", True)
     (private / "sandbox.json").write_text(json.dumps(dict(
         memory_bytes=job.get("memory_bytes"), scratch=jail.SCRATCH if sandboxed else str(scratch),
-        preimport=PREIMPORT)))
+        preimport=sandbox.PREIMPORT)))
     kernel = ["-m", "convlab.classgrade.sandbox", "--private", str(private), "-f", "{connection_file}"]
     if sandboxed:
         jail.write_jail(jail_dir, job.get("limits"), zygote=job.get("zygote"))

@@ -35,8 +35,8 @@ import socket
 import sys
 import time
 
-PREIMPORT = ["torch", "numpy", "convlab", "convlab.grading", "ipykernel.kernelapp",
-             "convlab.classgrade.sandbox"]
+# the kernel's own imports, and those of the kernel's start (they need no sandbox)
+PREIMPORT = ["convlab.classgrade.sandbox", "ipykernel.kernelapp"]
 # setns(2) flags; NS_GET_USERNS (ioctl_ns(2)) names the user namespace that owns a namespace
 CLONE = dict(user=0x10000000, mnt=0x00020000, net=0x40000000, ipc=0x08000000,
              uts=0x04000000, cgroup=0x02000000, pid=0x20000000)
@@ -173,7 +173,8 @@ def _child(conn, fds, request):
 
 def serve(path):
     """The zygote's main loop: import once, then fork a kernel per request."""
-    for name in PREIMPORT:
+    from . import sandbox
+    for name in PREIMPORT + sandbox.PREIMPORT:
         __import__(name)
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -224,12 +225,12 @@ class Zygote:
 
     def __init__(self, folder):
         import subprocess
+        from .jail import sandbox_env
         self.path = os.path.join(str(folder), "zygote.sock")
-        env = dict(PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin", OMP_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1", MPLBACKEND="Agg", LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1",
-                   PYDEVD_DISABLE_FILE_VALIDATION="1")
         # started from nothing of the grader's: its environment and memory are what every
-        # kernel inherits (and can read in /proc/self/environ)
+        # kernel inherits (and can read in /proc/self/environ); the kernel's folders exist
+        # only inside a sandbox
+        env = {k: v for k, v in sandbox_env().items() if k not in ("HOME", "TMPDIR", "MPLCONFIGDIR", "IPYTHONDIR")}
         self.proc = subprocess.Popen([sys.executable, "-m", "convlab.classgrade.zygote", self.path],
                                      env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      start_new_session=True)
