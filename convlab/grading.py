@@ -1,9 +1,22 @@
 """Checks used by the test cells of the graded notebooks (nbgrader).
 
 Every check raises ``AssertionError`` with a message a student can act on: which
-input, what was expected, what came back, and whether the type, the shape or
-the values are wrong. Generated cases are seeded, so grading the same
+input, what was expected, what came back, and whether the type, the shape, the
+dtype or the values are wrong. Generated cases are seeded, so grading the same
 submission twice gives the same grade and the same feedback.
+
+The grading policy (the instructors' chapter of the book states it in full):
+
+- A part's points are earned by its values on every case, with the expected
+  shape and dtype, its inputs left unmodified and, where the part says so, no
+  delegation. A property (no delegation, few calls) is checked only together
+  with the values.
+- Whatever the student's code writes to stdout or stderr, and every warning it
+  raises, is captured while it runs (:func:`call`), and shown only in the
+  message of a check that fails: nbgrader scores a test cell that writes to
+  stderr as 0, and a progress bar or a library warning must not cost points.
+- A test of one part runs with the reference in place of the functions of the
+  other parts it uses (``substitute``), so a mistake costs only its own part.
 
 Examples
 --------
@@ -20,15 +33,18 @@ AssertionError: expected shape (2, 2), got (3, 3) for X 3x3, K 2x2
 
 import contextlib
 import functools
+import io
 import operator
 import os
 import sys
+import warnings
 
 import torch
 from torch.overrides import TorchFunctionMode
 
 __all__ = [
     "DELEGATION",
+    "call",
     "check_against",
     "check_equal",
     "check_few_calls",
@@ -68,26 +84,44 @@ def describe(**inputs):
     return ", ".join(parts)
 
 
-def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4):
-    """Assert that ``got`` is a tensor with the shape and values of ``expected``.
+def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True):
+    """Assert that ``got`` is a tensor with the shape, dtype and values of ``expected``.
 
-    Values are compared in float64, so a float64 result of a float32 problem passes.
+    Values are compared in float64 with the tolerances ``atol`` and ``rtol``. With
+    ``dtype=False`` any real dtype is accepted (for values the student did not compute
+    a tensor for, such as a list of losses).
+
+    >>> check_result(torch.zeros(2, dtype=torch.float64), torch.zeros(2), case="X 2")
+    Traceback (most recent call last):
+    ...
+    AssertionError: expected dtype float32, got float64 for X 2; keep the dtype of the input (e.g. torch.zeros(..., dtype=X.dtype))
     """
     __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
     if not isinstance(got, torch.Tensor):
         _fail(f"expected a torch.Tensor, got {_type_name(got)} for {case}")
     if tuple(got.shape) != tuple(expected.shape):
-        _fail(f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)} for {case}")
+        hint = ""
+        if got.dim() == 2 and tuple(got.shape) == tuple(expected.shape)[::-1]:
+            hint = "; rows and columns are swapped: is a transpose missing, or one too many?"
+        _fail(f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)} for {case}{hint}")
     if got.is_complex() or not (got.is_floating_point() or got.dtype in _INTEGER_DTYPES):
         _fail(f"expected a real-valued tensor, got dtype {got.dtype} for {case}")
+    if dtype and got.dtype != expected.dtype:
+        _fail(
+            f"expected dtype {_dtype_name(expected.dtype)}, got {_dtype_name(got.dtype)} for {case}; "
+            "keep the dtype of the input (e.g. torch.zeros(..., dtype=X.dtype))"
+        )
     a, b = got.detach().to(torch.float64), expected.detach().to(torch.float64)
     bad = ~torch.isclose(a, b, atol=atol, rtol=rtol, equal_nan=False)
     if bad.any():
         index = tuple(int(i) for i in bad.nonzero()[0])
         error = (a - b).abs().nan_to_num(nan=float("inf")).max().item()
+        hint = ""
+        if a.dim() == 2 and a.shape[0] == a.shape[1] > 1 and torch.allclose(a, b.T, atol=atol, rtol=rtol):
+            hint = "; the result is the transpose of the expected one: is a transpose missing, or one too many?"
         _fail(
             f"wrong values for {case}: at {index} expected {b[index].item():.6g}, "
-            f"got {a[index].item():.6g} (max abs error {error:.3g})"
+            f"got {a[index].item():.6g} (max abs error {error:.3g}){hint}"
         )
 
 
@@ -111,7 +145,7 @@ def check_equal(got, expected, *, case):
 
 
 def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), atol=1e-5,
-                  rtol=1e-4, forbidden=DELEGATION, substitute=None, name=None):
+                  rtol=1e-4, forbidden=DELEGATION, substitute=None, name=None, mistakes=()):
     """Assert that ``student_fn`` agrees with ``reference_fn`` on every case.
 
     Parameters
@@ -130,9 +164,23 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
         ``corr2d`` without charging it for a mistake in ``corr2d``.
     name : str, optional
         Name used in messages; defaults to ``student_fn.__name__``.
+    mistakes : sequence of (callable, str)
+        Common mistakes, each as a function that computes what the mistaken code
+        returns (called like ``reference_fn``) and the hint to add to the message
+        when the student's wrong result equals it.
 
     Each case checks, in order: the call does not raise, does not delegate, does
-    not modify its inputs in place, and returns the reference result.
+    not modify its inputs in place, and returns the reference result, with its
+    shape and dtype. What the student's code prints or warns is captured (see
+    :func:`call`).
+
+    >>> import convlab
+    >>> forgot_flip = (convlab.corr2d, "flip K along both axes")
+    >>> case = dict(X=torch.arange(9.0).reshape(3, 3), K=torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    >>> check_against(convlab.corr2d, convlab.conv2d, [case], forbidden=(), mistakes=[forgot_flip])
+    Traceback (most recent call last):
+    ...
+    AssertionError: wrong values for X 3x3, K 2x2: at (0, 0) expected 4, got 0 (max abs error 4); flip K along both axes
     """
     __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
     name = name or getattr(student_fn, "__name__", "your function")
@@ -142,8 +190,8 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
         expected = reference_fn(*ref_args, **ref_options)
         args, options = _call_args(kwargs, positional)
         before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-        got = check_no_delegation(student_fn, *args, forbidden=forbidden, substitute=substitute,
-                                  name=name, case=case, **options)
+        got, watch = _run_watched(student_fn, args, options, forbidden=forbidden, substitute=substitute,
+                                  name=name, case=case)
         for key, old, new in zip(positional, before, args):
             if isinstance(old, torch.Tensor) and not (
                 old.shape == new.shape and torch.equal(old, new.detach())
@@ -152,10 +200,44 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
                     f"{name} modified its input {key} in place for {case}; work on a copy "
                     f"(e.g. {key}.clone()) or build a new tensor"
                 )
-        if isinstance(expected, torch.Tensor):
-            check_result(got, expected, case=case, atol=atol, rtol=rtol)
-        else:
-            check_equal(got, expected, case=case)
+        try:
+            if isinstance(expected, torch.Tensor):
+                check_result(got, expected, case=case, atol=atol, rtol=rtol)
+            else:
+                check_equal(got, expected, case=case)
+        except AssertionError as error:
+            hints = [hint for mistaken, hint in mistakes if _same(got, mistaken, kwargs, positional, atol, rtol)]
+            _fail("; ".join([str(error), *hints]) + watch.printed)
+
+
+def call(fn, *args, name=None, case=None, substitute=None, forbidden=(), **kwargs):
+    """Call the student's ``fn(*args, **kwargs)`` as a test should, and return its result.
+
+    - What ``fn`` writes to ``sys.stdout`` and ``sys.stderr`` and every warning it
+      raises are captured, and shown only if the call fails (nbgrader would score a
+      test cell that writes to stderr as 0: a warning or a progress bar must not
+      cost a correct answer its points).
+    - An exception becomes an ``AssertionError`` naming ``name`` and ``case``, with a
+      hint for the common mistakes (an in-place update of a parameter outside
+      ``torch.no_grad()``, ...).
+    - ``substitute`` binds names of the notebook to trusted functions during the
+      call; ``forbidden`` names torch functions it must not use (none by default,
+      see :func:`check_no_delegation`).
+
+    >>> import warnings
+    >>> def noisy(x):
+    ...     print("working...")
+    ...     warnings.warn("a library warning")
+    ...     return x + 1
+    >>> call(noisy, 1)
+    2
+    >>> call(lambda: 1 / 0, name="ratio", case="x 0")
+    Traceback (most recent call last):
+    ...
+    AssertionError: ratio raised ZeroDivisionError: division by zero for x 0
+    """
+    __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
+    return _run_watched(fn, args, kwargs, forbidden=forbidden, substitute=substitute, name=name, case=case)[0]
 
 
 def check_no_delegation(fn, *args, forbidden=DELEGATION, substitute=None, name=None, case=None,
@@ -164,7 +246,8 @@ def check_no_delegation(fn, *args, forbidden=DELEGATION, substitute=None, name=N
 
     Delegating means calling a torch function named in ``forbidden`` (by default
     every convolution, ``unfold`` and ``fold``) or any function of :mod:`convlab`.
-    An exception raised by ``fn`` becomes an ``AssertionError`` naming the case.
+    Otherwise the same as :func:`call`: output captured, an exception becomes an
+    ``AssertionError`` naming the case.
 
     >>> import torch.nn.functional as F
     >>> check_no_delegation(lambda X: F.conv2d(X[None, None], X[None, None]), torch.ones(2, 2),
@@ -183,12 +266,14 @@ def _run_watched(fn, args, kwargs, *, forbidden, substitute, name, case):
     name = name or getattr(fn, "__name__", "your function")
     where = f" for {case}" if case else ""
     watch = _Watch(forbidden)
-    with _substituted(fn, substitute, watch), watch.active():
+    with _Captured() as printed, _substituted(fn, substitute, watch), watch.active():
         try:
             result = fn(*args, **kwargs)
         except Exception as error:
             if not watch.found:  # a delegation is the message worth reading
-                _fail(f"{name} raised {type(error).__name__}: {error}{where}", cause=error)
+                _fail(f"{name} raised {type(error).__name__}: {error}{where}{_hint(error)}{printed.text()}",
+                      cause=error)
+    watch.printed = printed.text()
     if watch.found:
         _fail(
             f"{name} calls {watch.found[0]}{where}; this part asks you to compute it yourself "
@@ -304,6 +389,70 @@ def _fail(message, cause=None):
     raise AssertionError(message) from cause
 
 
+def _same(got, mistake, kwargs, positional, atol, rtol):
+    """Whether a wrong result ``got`` equals what the function ``mistake`` computes on the case."""
+    try:
+        args, options = _call_args(kwargs, positional)
+        mistaken = mistake(*args, **options)
+        if isinstance(mistaken, torch.Tensor):
+            return (isinstance(got, torch.Tensor) and got.shape == mistaken.shape
+                    and torch.allclose(got.detach().double(), mistaken.detach().double(), atol=atol, rtol=rtol))
+        return tuple(got) == tuple(mistaken)
+    except Exception:  # a mistake that cannot be computed for this case is not this one
+        return False
+
+
+# Exceptions whose text does not say what to change, by a piece of that text.
+_HINTS = (
+    ("leaf Variable that requires grad is being used in an in-place operation",
+     "update parameters inside `with torch.no_grad():`, so that autograd does not record the update"),
+    ("Can't call numpy() on Tensor that requires grad",
+     "keep the computation in torch (no .numpy()), or .detach() a tensor you only read"),
+    ("does not require grad and does not have a grad_fn",
+     "the result is not connected to the parameters: compute it with torch operations on them, "
+     "not on .data, .detach() or .item()"),
+    ("expected scalar type", "give every tensor of the computation the same dtype (e.g. K.to(X.dtype))"),
+)
+
+
+def _hint(error):
+    text = str(error)
+    return "".join(f"; {hint}" for piece, hint in _HINTS if piece in text)
+
+
+class _Captured:
+    """Capture stdout, stderr and warnings while the student's code runs; ``text()`` for a message."""
+
+    LIMIT = 600  # characters of captured output quoted in a message
+
+    def __enter__(self):
+        self._out = io.StringIO()
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(contextlib.redirect_stdout(self._out))
+        self._stack.enter_context(contextlib.redirect_stderr(self._out))
+        self._warnings = self._stack.enter_context(warnings.catch_warnings(record=True))
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._stack.__exit__(*exc_info)
+
+    def text(self):
+        """What was printed and warned, quoted after the message, or ``''``."""
+        lines = self._out.getvalue().rstrip()
+        warned = "\n".join(f"{w.category.__name__}: {w.message}" for w in self._warnings)
+        printed = "\n".join(part for part in (lines, warned) if part)
+        if not printed:
+            return ""
+        if len(printed) > self.LIMIT:
+            printed = printed[: self.LIMIT] + " [...]"
+        return f"\nIt printed:\n{printed}"
+
+
+def _dtype_name(dtype):
+    return str(dtype).removeprefix("torch.")
+
+
 def _type_name(value):
     kind = type(value)
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
@@ -328,6 +477,7 @@ class _Watch(TorchFunctionMode):
         self.found = []
         self.calls = 0
         self.trusted = 0  # > 0 while a substituted reference runs
+        self.printed = ""  # what the watched call printed or warned, for a message
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if not self.trusted:

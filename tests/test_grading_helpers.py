@@ -1,5 +1,7 @@
 """convlab.grading: the messages students read, and the checks nbgrader relies on."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -32,10 +34,15 @@ def test_check_result_says_what_is_wrong(got, message):
     assert str(info.value).startswith(message)
 
 
-def test_check_result_accepts_float64_and_tolerates_rounding():
+def test_check_result_tolerates_rounding_and_wants_the_dtype():
     expected = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    grading.check_result(expected.double() + 1e-7, expected, case="C")
+    grading.check_result(expected + 1e-6, expected, case="C")
     grading.check_result(expected.requires_grad_() * 1, expected, case="C")
+    grading.check_result(expected.double() + 1e-7, expected, case="C", dtype=False)
+    with pytest.raises(AssertionError, match="expected dtype float32, got float64 for C; keep the dtype"):
+        grading.check_result(expected.double(), expected, case="C")
+    with pytest.raises(AssertionError, match="expected dtype float32, got int64 for C"):
+        grading.check_result(expected.long(), expected, case="C")
 
 
 def test_check_equal_wants_ints():
@@ -192,3 +199,65 @@ def test_random_cases_are_seeded_and_cover_the_edge_cases():
     assert any(max(pairs(c["padding"])) > max(c["K"].shape) for c in first)
     for c in first:  # every case is valid for the reference
         convlab.corr2d(c["X"], c["K"], padding=c["padding"], stride=c["stride"])
+
+
+def test_call_keeps_what_the_code_prints_and_warns_out_of_the_cell(capsys):
+    """nbgrader scores a cell that writes to stderr as 0: nothing of a passing call reaches it."""
+    import warnings
+
+    import tqdm
+
+    def noisy(X):
+        print("working")
+        print("progress", file=sys.stderr)
+        warnings.warn("a library warning")
+        torch.tensor(X)  # torch's copy-construct UserWarning
+        for _ in tqdm.tqdm(range(3)):
+            pass
+        return X.clone()
+
+    for _ in range(2):  # a warning shown once per line must not show the second time either
+        grading.check_against(noisy, lambda X: X.clone(), [dict(X=torch.ones(2, 3))], positional=("X",),
+                              forbidden=())
+        grading.call(noisy, torch.ones(2, 2))
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_failing_call_shows_what_it_printed():
+    def loud(X):
+        print("shape of X:", tuple(X.shape))
+        return X[:1]
+
+    with pytest.raises(AssertionError) as info:
+        grading.check_against(loud, lambda X: X.clone(), [dict(X=torch.ones(2, 3))], positional=("X",))
+    message = str(info.value)
+    assert message.splitlines()[0] == "expected shape (2, 3), got (1, 3) for X 2x3"
+    assert message.splitlines()[1:] == ["It printed:", "shape of X: (2, 3)"]
+
+
+def test_call_hints_at_the_in_place_update_of_a_leaf():
+    def step(p):
+        p -= 0.1 * p.grad
+
+    p = torch.ones(2, requires_grad=True)
+    p.grad = torch.ones(2)
+    with pytest.raises(AssertionError, match=r"sgd raised RuntimeError: a leaf Variable .* for p 2; "
+                                             r"update parameters inside `with torch.no_grad\(\):`"):
+        grading.call(step, p, name="sgd", case="p 2")
+
+
+def test_known_mistakes_and_transposes_are_named():
+    X, K = torch.arange(12.0).reshape(3, 4), torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    forgot_flip = (convlab.corr2d, "this is the cross-correlation: flip K")
+    with pytest.raises(AssertionError, match="; this is the cross-correlation: flip K$"):
+        grading.check_against(convlab.corr2d, convlab.conv2d, [dict(X=X, K=K)], forbidden=(),
+                              mistakes=[forgot_flip])
+    with pytest.raises(AssertionError) as info:  # a mistake that is not this one adds no hint
+        grading.check_against(lambda X, K: convlab.corr2d(X, K) + 1, convlab.conv2d, [dict(X=X, K=K)],
+                              forbidden=(), mistakes=[forgot_flip])
+    assert "flip" not in str(info.value)
+    with pytest.raises(AssertionError, match=r"expected shape \(3, 4\), got \(4, 3\) .*rows and columns are swapped"):
+        grading.check_result(X.T, X, case="X 3x4")
+    square = torch.arange(9.0).reshape(3, 3)
+    with pytest.raises(AssertionError, match="the result is the transpose of the expected one"):
+        grading.check_result(square.T, square, case="X 3x3")

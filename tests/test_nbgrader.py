@@ -4,7 +4,8 @@ For every assignment in solutions/: generate the release and compare it with the
 committed exercises/; validate the solutions (all tests pass) and the releases (no
 test passes); hand in, as students, the solution (full marks on every autograded
 cell), the untouched release (zero) and every notebook of the corpus
-tests/submissions/<assignment>/ (the score and failing cells in its expected.json);
+tests/submissions/<assignment>/ (the score and failing cells in its expected.json, and
+words its messages must contain);
 autograde, generate feedback and export grades, as an instructor would.
 """
 
@@ -246,6 +247,9 @@ def test_corpus_submission_scores_what_it_does_right(course, assignment, case):
         assert grade_id in raised, f"{grade_id} lost points without an error message"
         message = raised[grade_id].splitlines()[0][:100]
         assert html.escape(message, quote=False) in page or html.escape(message) in page, message
+    # Where the corpus says what the message must point at (a hint for a common mistake).
+    for grade_id, text in expected.get("messages", {}).items():
+        assert text in raised.get(grade_id, ""), f"{grade_id}: {text!r} not in {raised.get(grade_id)!r}"
 
 
 @pytest.mark.skipif(TWICE is None, reason="no corpus of wrong submissions yet")
