@@ -49,6 +49,7 @@ __all__ = [
     "check_equal",
     "check_few_calls",
     "check_no_delegation",
+    "check_raises",
     "check_result",
     "count_torch_calls",
     "describe",
@@ -107,10 +108,11 @@ def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True):
     if got.is_complex() or not (got.is_floating_point() or got.dtype in _INTEGER_DTYPES):
         _fail(f"expected a real-valued tensor, got dtype {got.dtype} for {case}")
     if dtype and got.dtype != expected.dtype:
-        _fail(
-            f"expected dtype {_dtype_name(expected.dtype)}, got {_dtype_name(got.dtype)} for {case}; "
-            "keep the dtype of the input (e.g. torch.zeros(..., dtype=X.dtype))"
-        )
+        if expected.is_floating_point() and not got.is_floating_point():
+            hint = "write the numbers as floats (1.0, not 1) or pass dtype= to torch.tensor"
+        else:
+            hint = "keep the dtype of the input (e.g. torch.zeros(..., dtype=X.dtype))"
+        _fail(f"expected dtype {_dtype_name(expected.dtype)}, got {_dtype_name(got.dtype)} for {case}; {hint}")
     a, b = got.detach().to(torch.float64), expected.detach().to(torch.float64)
     bad = ~torch.isclose(a, b, atol=atol, rtol=rtol, equal_nan=False)
     if bad.any():
@@ -167,7 +169,9 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
     mistakes : sequence of (callable, str)
         Common mistakes, each as a function that computes what the mistaken code
         returns (called like ``reference_fn``) and the hint to add to the message
-        when the student's wrong result equals it.
+        when the student's wrong result equals it. One hint at most: where several
+        mistakes give the failing result, the first that gives the student's
+        results on every case.
 
     Each case checks, in order: the call does not raise, does not delegate, does
     not modify its inputs in place, and returns the reference result, with its
@@ -184,6 +188,7 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
     """
     __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
     name = name or getattr(student_fn, "__name__", "your function")
+    cases = list(cases)
     for kwargs in cases:
         case = describe(**kwargs)
         ref_args, ref_options = _call_args(kwargs, positional)
@@ -206,8 +211,13 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
             else:
                 check_equal(got, expected, case=case)
         except AssertionError as error:
-            hints = [hint for mistaken, hint in mistakes if _same(got, mistaken, kwargs, positional, atol, rtol)]
-            _fail("; ".join([str(error), *hints]) + watch.printed)
+            hints = [(mistaken, hint) for mistaken, hint in mistakes  # a mistake that changes this result
+                     if _same(got, mistaken, kwargs, positional, atol, rtol)
+                     and not _same(expected, mistaken, kwargs, positional, atol, rtol)]
+            if len(hints) > 1:  # several mistakes give this result: name the one that explains every case
+                hints = [(mistaken, hint) for mistaken, hint in hints
+                         if _explains(mistaken, student_fn, cases, positional, substitute, atol, rtol)] or hints
+            _fail("; ".join([str(error), *(hint for _, hint in hints[:1])]) + watch.printed)
 
 
 def call(fn, *args, name=None, case=None, substitute=None, forbidden=(), **kwargs):
@@ -238,6 +248,27 @@ def call(fn, *args, name=None, case=None, substitute=None, forbidden=(), **kwarg
     """
     __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
     return _run_watched(fn, args, kwargs, forbidden=forbidden, substitute=substitute, name=name, case=case)[0]
+
+
+def check_raises(fn, *args, error=ValueError, name=None, case=None, **kwargs):
+    """Assert that the student's ``fn(*args, **kwargs)`` raises ``error``; output captured as in :func:`call`.
+
+    >>> check_raises(lambda d: {"a": 1}[d], "b", name="lookup", case="'b'")
+    Traceback (most recent call last):
+    ...
+    AssertionError: lookup should raise ValueError for 'b', not KeyError: 'b'
+    """
+    __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
+    name = name or getattr(fn, "__name__", "your function")
+    try:
+        call(fn, *args, name=name, case=case, **kwargs)
+    except AssertionError as failure:
+        cause = failure.__cause__
+        if isinstance(cause, error):
+            return
+        got = f"not {type(cause).__name__}: {cause}" if cause is not None else f"but: {failure}"
+        _fail(f"{name} should raise {error.__name__} for {case}, {got}")
+    _fail(f"{name} should raise {error.__name__} for {case}; it returned a result")
 
 
 def check_no_delegation(fn, *args, forbidden=DELEGATION, substitute=None, name=None, case=None,
@@ -400,6 +431,19 @@ def _same(got, mistake, kwargs, positional, atol, rtol):
         return tuple(got) == tuple(mistaken)
     except Exception:  # a mistake that cannot be computed for this case is not this one
         return False
+
+
+def _explains(mistake, student_fn, cases, positional, substitute, atol, rtol):
+    """Whether ``mistake`` computes what ``student_fn`` returns on every case (output captured)."""
+    for kwargs in cases:
+        args, options = _call_args(kwargs, positional)
+        try:
+            got, _ = _run_watched(student_fn, args, options, forbidden=(), substitute=substitute, name=None, case=None)
+        except AssertionError:
+            return False
+        if not _same(got, mistake, kwargs, positional, atol, rtol):
+            return False
+    return True
 
 
 # Exceptions whose text does not say what to change, by a piece of that text.

@@ -33,3 +33,27 @@ PREWITT_Y = PREWITT_X.T.contiguous()
 #: The 4-neighbour Laplacian ``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]``: second
 #: differences along both axes, zero on flat regions and on linear ramps.
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+_BY_DIRECTION = {"vertical": DIFFERENCE_X, "horizontal": DIFFERENCE_Y, "diagonal": DIAGONAL,
+                 "antidiagonal": ANTIDIAGONAL}
+
+
+def edge_kernel(direction):
+    """Return a new float32 copy of the difference kernel for edges of one direction.
+
+    ``'vertical'`` is :data:`DIFFERENCE_X`, ``'horizontal'`` :data:`DIFFERENCE_Y`,
+    ``'diagonal'`` :data:`DIAGONAL` and ``'antidiagonal'`` :data:`ANTIDIAGONAL`
+    (the reference of the edge-detection assignment).
+
+    >>> edge_kernel("horizontal")
+    tensor([[-1.],
+            [ 1.]])
+    >>> edge_kernel("Vertical")
+    Traceback (most recent call last):
+    ...
+    ValueError: direction must be one of 'vertical', 'horizontal', 'diagonal', 'antidiagonal'; got 'Vertical'
+    """
+    if not isinstance(direction, str) or direction not in _BY_DIRECTION:
+        names = ", ".join(map(repr, _BY_DIRECTION))
+        raise ValueError(f"direction must be one of {names}; got {direction!r}")
+    return _BY_DIRECTION[direction].clone()

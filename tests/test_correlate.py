@@ -102,6 +102,25 @@ def test_lecture_stripe_edge_map():
     assert torch.count_nonzero(convlab.corr2d(X.T, convlab.kernels.DIFFERENCE_X)) == 0
 
 
+def test_edge_kernels_compute_the_differences_they_are_named_for():
+    X = tensors(2, 5, 6)
+    differences = {
+        "vertical": X[:, 1:] - X[:, :-1],
+        "horizontal": X[1:, :] - X[:-1, :],
+        "diagonal": X[1:, 1:] - X[:-1, :-1],
+        "antidiagonal": X[1:, :-1] - X[:-1, 1:],
+    }
+    for direction, expected in differences.items():
+        K = convlab.kernels.edge_kernel(direction)
+        assert K.dtype == torch.float32
+        torch.testing.assert_close(convlab.corr2d(X, K), expected)
+        K.zero_()  # a copy: the shared constants stay as they are
+    assert convlab.kernels.DIFFERENCE_X.abs().sum() == 2
+    for bad in ["Vertical", "diag", "", None]:
+        with pytest.raises(ValueError, match="direction must be one of 'vertical'"):
+            convlab.kernels.edge_kernel(bad)
+
+
 @pytest.mark.parametrize("fn", [convlab.corr2d, convlab.corr2d_loop])
 def test_lecture_padding_and_stride_case(fn):
     """8x8 input, 3x5 kernel, padding (0, 1), stride (3, 4): the case the lecture crashed on."""

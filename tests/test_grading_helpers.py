@@ -41,8 +41,25 @@ def test_check_result_tolerates_rounding_and_wants_the_dtype():
     grading.check_result(expected.double() + 1e-7, expected, case="C", dtype=False)
     with pytest.raises(AssertionError, match="expected dtype float32, got float64 for C; keep the dtype"):
         grading.check_result(expected.double(), expected, case="C")
-    with pytest.raises(AssertionError, match="expected dtype float32, got int64 for C"):
+    with pytest.raises(AssertionError, match=r"expected dtype float32, got int64 for C; write the numbers as floats"):
         grading.check_result(expected.long(), expected, case="C")
+
+
+def test_check_raises_wants_that_error_and_nothing_else(capsys):
+    def kernel(direction):
+        print("looking up", direction)  # captured: a raise check passes without output
+        table = {"vertical": torch.ones(1, 2)}
+        if direction not in table:
+            raise ValueError(f"unknown direction {direction!r}")
+        return table[direction]
+
+    grading.check_raises(kernel, "diag", case="'diag'")
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(AssertionError, match="kernel should raise ValueError for 'vertical'; it returned a result"):
+        grading.check_raises(kernel, "vertical", case="'vertical'")
+    with pytest.raises(AssertionError, match="should raise ValueError for 'x', not KeyError: 'x'"):
+        grading.check_raises(lambda d: {}[d], "x", case="'x'")
+    grading.check_raises(lambda d: {}[d], "x", error=KeyError, case="'x'")
 
 
 def test_check_equal_wants_ints():
@@ -261,3 +278,25 @@ def test_known_mistakes_and_transposes_are_named():
     square = torch.arange(9.0).reshape(3, 3)
     with pytest.raises(AssertionError, match="the result is the transpose of the expected one"):
         grading.check_result(square.T, square, case="X 3x3")
+
+
+def test_of_mistakes_that_agree_on_the_failing_case_the_one_that_explains_every_case_is_named():
+    def shape(formula):
+        return lambda i, k, p: (formula(i, k, p),)
+
+    off_by_one = (shape(lambda i, k, p: i + 2 * p - k), "add 1")
+    total = (shape(lambda i, k, p: i + p - k + 1), "padding is per side")
+    # i 5, k 3, p 1: both mistakes give 4; i 6, k 3, p 2 tells them apart (5 and 6).
+    cases = [dict(i=5, k=3, p=1), dict(i=6, k=3, p=2)]
+    for mistake in (off_by_one, total):
+        with pytest.raises(AssertionError) as info:
+            grading.check_against(mistake[0], shape(lambda i, k, p: i + 2 * p - k + 1), cases,
+                                  positional=("i", "k", "p"), mistakes=[off_by_one, total])
+        assert str(info.value).startswith("expected (5,), got (4,) for i 5, k 3, p 1")
+        assert str(info.value).endswith(f"; {mistake[1]}")
+
+    # A dtype mistake on a case where a known mistake changes nothing gets no hint of that mistake.
+    with pytest.raises(AssertionError) as info:
+        grading.check_against(lambda i, k, p: (float(i - k + 1),), shape(lambda i, k, p: i + 2 * p - k + 1),
+                              [dict(i=5, k=3, p=0)], positional=("i", "k", "p"), mistakes=[total])
+    assert "per side" not in str(info.value)
