@@ -2,8 +2,9 @@
 
 Each entry is ``(mistaken, hint)``: a function that computes what the mistaken code
 returns, called like the reference, and the hint a message adds when a student's
-wrong result is that one. They live here, not in a notebook cell, so that a test
-cell needs nothing a student could delete or redefine.
+wrong result is that one; a mistake that does not apply to a case raises. They
+live here, not in a notebook cell, so that a test cell needs nothing a student
+could delete or redefine.
 
 >>> import torch
 >>> from convlab import grading
@@ -16,9 +17,12 @@ Traceback (most recent call last):
 AssertionError: wrong values for X 3x3, K 1x2: at (0, 0) expected 2, got 1 (max abs error 1); K is not flipped: flip it along both axes first, torch.flip(K, (0, 1))
 """
 
+import torch
+import torch.nn.functional as F
+
 import convlab
 
-__all__ = ["CONV2D", "CORR2D", "EDGE_KERNEL", "OUTPUT_SHAPE", "PAD2D"]
+__all__ = ["CONV2D", "CORR2D", "CORR2D_MULTI_IN_OUT_1X1", "EDGE_KERNEL", "OUTPUT_SHAPE", "PAD2D", "POOL2D"]
 
 
 def _pair(value):
@@ -38,6 +42,30 @@ def _total_padding(X, padding):
     Y = X.new_zeros(h + ph, w + pw)
     Y[ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w] = X
     return Y
+
+
+def _max_padded_with_zeros(X, pool_size, *, mode="max", padding=0, stride=None):
+    """Max pooling over zero padding instead of ``-inf``."""
+    if mode != "max":
+        raise ValueError("a mistake of max pooling")
+    ph, pw = _pair(padding)
+    return convlab.pool2d(F.pad(X, (pw, pw, ph, ph)), pool_size, stride=stride or _pair(pool_size))
+
+
+def _avg_without_padding(X, pool_size, *, mode="avg", padding=0, stride=None):
+    """Average pooling that divides by the real positions of a window only."""
+    if mode != "avg":
+        raise ValueError("a mistake of average pooling")
+    def mean(Z):
+        return convlab.pool2d(Z, pool_size, mode="avg", padding=padding, stride=stride)
+    return mean(X) / mean(torch.ones_like(X))
+
+
+def _stride_one(X, pool_size, *, mode="max", padding=0, stride=None):
+    """``stride=None`` read as 1."""
+    if stride is not None:
+        raise ValueError("a mistake of the default stride")
+    return convlab.pool2d(X, pool_size, mode=mode, padding=padding, stride=1)
 
 
 #: corr2d: the kernel flipped (a true convolution).
@@ -72,4 +100,19 @@ PAD2D = [
 EDGE_KERNEL = [
     (lambda direction: -convlab.kernels.edge_kernel(direction),
      "the signs are flipped: the kernel subtracts the first pixel (-1) and adds the second (+1)"),
+]
+
+#: corr2d_multi_in_out_1x1: K read as (C_in, C_out) and transposed.
+CORR2D_MULTI_IN_OUT_1X1 = [
+    (lambda X, K: (K.reshape(K.shape[1], K.shape[0]).T @ X.reshape(X.shape[0], -1)).reshape(
+        K.shape[0], *X.shape[1:]),
+     "K.reshape(C_in, C_out).T mixes up the weights: reshape K to (C_out, C_in)"),
+]
+
+#: pool2d: zeros that win the maximum, a mean over the real positions only, stride=None read as 1.
+POOL2D = [
+    (_max_padded_with_zeros, "the padding won the maximum: pad with float('-inf'), not with zeros"),
+    (_avg_without_padding, "the mean is over the whole window, kh * kw values, padded zeros included "
+                           "(count_include_pad=True): do not divide by the number of real positions"),
+    (_stride_one, "stride=None means the window size (windows that do not overlap), not 1"),
 ]

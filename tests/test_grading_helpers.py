@@ -300,3 +300,63 @@ def test_of_mistakes_that_agree_on_the_failing_case_the_one_that_explains_every_
         grading.check_against(lambda i, k, p: (float(i - k + 1),), shape(lambda i, k, p: i + 2 * p - k + 1),
                               [dict(i=5, k=3, p=0)], positional=("i", "k", "p"), mistakes=[total])
     assert "per side" not in str(info.value)
+
+
+def _pool_cases(mode):
+    g = torch.Generator().manual_seed(5)
+    return [dict(X=grading.random_tensor(g, 5, 7), pool_size=(2, 3), mode=mode),
+            dict(X=grading.random_tensor(g, 6, 7) - 2, pool_size=(2, 4), mode=mode, padding=(1, 2)),
+            dict(X=grading.random_tensor(g, 7, 4) - 2, pool_size=3, mode=mode, padding=1, stride=2)]
+
+
+_g = torch.Generator().manual_seed(4)
+_XK = [dict(X=grading.random_tensor(_g, 5, 6), K=grading.random_tensor(_g, 2, 3))]
+# Each list of convlab.mistakes with its reference and cases like those of its exercise.
+KNOWN_MISTAKES = {
+    "CORR2D": (convlab.corr2d, _XK, ("X", "K")),
+    "CONV2D": (convlab.conv2d, _XK, ("X", "K")),
+    "CORR2D_MULTI_IN_OUT_1X1": (convlab.corr2d_multi_in_out_1x1,
+                                [dict(X=grading.random_tensor(_g, 3, 4, 5), K=grading.random_tensor(_g, 2, 3, 1, 1))],
+                                ("X", "K")),
+    "OUTPUT_SHAPE": (convlab.output_shape,
+                     [dict(input_hw=(8, 8), kernel_hw=(3, 5), padding=(0, 1), stride=(3, 4)),
+                      dict(input_hw=(5, 5), kernel_hw=(3, 3), padding=1, stride=1),
+                      dict(input_hw=(7, 4), kernel_hw=(2, 2), padding=0, stride=2),
+                      dict(input_hw=(6, 9), kernel_hw=(1, 4), padding=(2, 0), stride=(1, 3))],
+                     ("input_hw", "kernel_hw")),
+    "PAD2D": (convlab.pad2d, [dict(X=torch.arange(1.0, 7.0).reshape(2, 3), padding=(1, 2))], ("X", "padding")),
+    "EDGE_KERNEL": (convlab.kernels.edge_kernel, [dict(direction=d) for d in ("vertical", "horizontal")],
+                    ("direction",)),
+    "POOL2D": (convlab.pool2d, _pool_cases("max") + _pool_cases("avg"), ("X", "pool_size")),
+}
+
+
+def test_every_list_of_known_mistakes_is_checked_here():
+    from convlab import mistakes
+    assert set(KNOWN_MISTAKES) == set(mistakes.__all__)
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_MISTAKES))
+def test_each_known_mistake_is_named_when_a_student_makes_it(name):
+    """Graded as a student's answer, each mistake fails with its own hint, not another's."""
+    from convlab import mistakes
+    reference, cases, positional = KNOWN_MISTAKES[name]
+    known = getattr(mistakes, name)
+    for mistaken, hint in known:
+        def student(*args, mistaken=mistaken, **kwargs):
+            return mistaken(*args, **kwargs)
+        applies = []  # the cases where the mistake applies and changes the result
+        for case in cases:
+            try:
+                mistaken(*(case[k] for k in positional), **{k: v for k, v in case.items() if k not in positional})
+            except ValueError:  # a mistake of another mode or option
+                continue
+            try:
+                grading.check_against(mistaken, reference, [case], positional=positional, forbidden=())
+            except AssertionError:
+                applies.append(case)
+        assert applies, f"{hint!r} gives the right answer on every case"
+        with pytest.raises(AssertionError) as info:
+            grading.check_against(student, reference, applies, positional=positional, forbidden=(),
+                                  mistakes=known)
+        assert str(info.value).endswith(f"; {hint}"), str(info.value)
