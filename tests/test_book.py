@@ -144,6 +144,30 @@ def output_images(html):
     return [img.get("src", "") for img in soup.select("div.cell_output img")]
 
 
+HIDDEN_INPUT = {"tag_hide-input", "tag_remove-input", "tag_hide-cell", "tag_remove-cell"}
+
+
+def uncaptioned_figures(html):
+    """The first code line of every cell whose output image has no caption or whose code is shown.
+
+    A figure says what it shows in a caption (``mystnb: figure: caption:`` in the cell's
+    front matter), and the code that draws it is folded away (``tags: [hide-input]``).
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    found = []
+    for img in soup.select("div.cell_output img"):
+        cell = img.find_parent("div", class_="cell")
+        figure = img.find_parent("figure")
+        captioned = figure is not None and figure.find("figcaption") is not None
+        hidden = cell is not None and HIDDEN_INPUT & set(cell.get("class", []))
+        if not (captioned and hidden):
+            code = cell.select_one("div.cell_input") if cell is not None else None
+            lines = code.get_text().strip().splitlines() if code is not None else []
+            found.append((lines[0] if lines else img.get("src", "")) + ("" if captioned else " (no caption)")
+                         + ("" if hidden else " (code shown)"))
+    return found
+
+
 def missing_image_files(html, page_path):
     """``src`` of every ``<img>`` of a page that does not resolve to a file of the build."""
     soup = BeautifulSoup(html, "html.parser")
@@ -266,6 +290,27 @@ def test_figures_drawn_counts_drawing_cells_only():
     assert figures_drawn(source) == 2
 
 
+def _figure_cell(tags, caption):
+    tag_classes = "".join(f" tag_{t}" for t in tags)
+    image = '<img src="../_images/a.png">'
+    output = (f'<figure class="align-default"><div class="cell_output">{image}</div>'
+              f"<figcaption><p>{caption}</p></figcaption></figure>" if caption
+              else f'<div class="cell_output docutils container">{image}</div>')
+    return (f'<div class="cell{tag_classes} docutils container"><div class="cell_input">'
+            f"<pre>fig, ax = plt.subplots()\nax.plot(x)</pre></div>{output}</div>")
+
+
+@pytest.mark.parametrize("cell, expected", [
+    (_figure_cell(["hide-input"], "Fig. 1 The loss, epoch by epoch."), []),
+    (_figure_cell(["remove-input"], "Fig. 1 The loss."), []),
+    (_figure_cell([], "Fig. 1 The loss."), ["fig, ax = plt.subplots() (code shown)"]),
+    (_figure_cell(["hide-input"], None), ["fig, ax = plt.subplots() (no caption)"]),
+    (_figure_cell([], None), ["fig, ax = plt.subplots() (no caption) (code shown)"]),
+])
+def test_uncaptioned_figures_wants_a_caption_and_the_code_folded(cell, expected):
+    assert uncaptioned_figures(f"<html><body>{cell}</body></html>") == expected
+
+
 def test_toc_files_lists_root_chapters_and_sections(tmp_path):
     toc = tmp_path / "_toc.yml"
     toc.write_text("format: jb-book\nroot: book/intro\nchapters:\n- file: book/a\n"
@@ -344,3 +389,11 @@ def test_chapter_shows_the_figures_its_source_draws(chapter, chapter_pages):
     assert len(images) >= drawn, (
         f"{chapter}.md has {drawn} code cell(s) that draw with matplotlib but its page "
         f"shows {len(images)} image(s) in cell outputs: {images}")
+
+
+@pytest.mark.book
+def test_every_figure_has_a_caption_and_its_code_folded(chapter_pages):
+    found = {chapter: uncaptioned_figures(page.read_text(encoding="utf-8"))
+             for chapter, page in chapter_pages.items() if page.is_file()}
+    found = {chapter: cells for chapter, cells in found.items() if cells}
+    assert not found, f"figures without a caption or with their drawing code shown: {found}"
