@@ -1,0 +1,70 @@
+"""Static diagrams for the book: a matrix drawn as a grid of its numbers.
+
+The book's diagrams draw small tensors cell by cell, with the cells that take
+part in one step shaded, as *Dive into Deep Learning* does. Every number drawn
+comes from the tensor passed in, so a diagram shows what the code computed.
+"""
+
+import matplotlib.pyplot as plt
+import torch
+
+TEXT_SIZE = 12
+TITLE_SIZE = 12
+
+
+def grid(ax, A, *, shade=(), color="tab:blue", title="", size=None):
+    """Draw the 2-D tensor ``A`` on ``ax`` as a grid of its values.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw; its axis lines are switched off.
+    A : torch.Tensor
+        A 2-D tensor, drawn row 0 at the top.
+    shade : iterable of (row, column)
+        Cells to shade in ``color``.
+    color : str
+        A matplotlib colour for the shaded cells.
+    title : str
+        Drawn above the grid.
+    size : pair of int or None
+        The ``(rows, columns)`` of the frame, at least ``A``'s, so that grids of
+        different sizes share one scale in a row of axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax``, with one text per cell, in row-major order.
+
+    Examples
+    --------
+    >>> fig, ax = plt.subplots()
+    >>> ax = grid(ax, torch.tensor([[1.0, 2.5]]), shade={(0, 1)})
+    >>> [t.get_text() for t in ax.texts]
+    ['1', '2.5']
+    >>> plt.close(fig)
+    """
+    if not isinstance(A, torch.Tensor) or A.ndim != 2:
+        raise ValueError(f"A must be a 2-D tensor, got {type(A).__name__} "
+                         f"with shape {tuple(getattr(A, 'shape', ()))}")
+    rows, cols = A.shape
+    shade = {tuple(cell) for cell in shade}
+    outside = sorted(cell for cell in shade if not (0 <= cell[0] < rows and 0 <= cell[1] < cols))
+    if outside:
+        raise ValueError(f"shade must name cells of the {rows}x{cols} grid, got {outside}")
+    frame_rows, frame_cols = (rows, cols) if size is None else size
+    for r in range(rows):
+        for c in range(cols):
+            shaded = (r, c) in shade
+            ax.add_patch(plt.Rectangle((c, r), 1, 1, edgecolor="black",
+                                       facecolor=color if shaded else "white",
+                                       alpha=0.4 if shaded else 1.0))
+            ax.text(c + 0.5, r + 0.5, f"{A[r, c].item():g}", ha="center", va="center",
+                    fontsize=TEXT_SIZE)
+    ax.set_xlim(0, max(frame_cols, cols))
+    ax.set_ylim(max(frame_rows, rows), 0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=TITLE_SIZE)
+    return ax
+

@@ -1,0 +1,75 @@
+"""convlab.figures draws every value of a tensor in its own cell, and shades the cells asked for."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from convlab import figures  # noqa: E402
+
+WHITE = (1.0, 1.0, 1.0, 1.0)
+
+
+@pytest.fixture
+def ax():
+    fig, ax = plt.subplots()
+    yield ax
+    plt.close(fig)
+
+
+def drawn_values(ax):
+    """The numbers drawn on ax, by cell: {(row, column): text}."""
+    return {(int(t.get_position()[1]), int(t.get_position()[0])): t.get_text() for t in ax.texts}
+
+
+def shaded(ax):
+    return {(int(p.get_y()), int(p.get_x())) for p in ax.patches if p.get_facecolor() != WHITE}
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 5), cols=st.integers(1, 5), data=st.data())
+def test_grid_draws_each_value_in_its_cell_and_shades_the_cells_asked_for(rows, cols, data):
+    A = torch.tensor(data.draw(st.lists(st.lists(st.integers(-99, 99), min_size=cols, max_size=cols),
+                                        min_size=rows, max_size=rows)), dtype=torch.float32) / 4
+    cells = [(r, c) for r in range(rows) for c in range(cols)]
+    shade = data.draw(st.sets(st.sampled_from(cells)))
+    fig, ax = plt.subplots()
+    try:
+        figures.grid(ax, A, shade=shade, title="A")
+        assert len(ax.texts) == rows * cols
+        values = drawn_values(ax)
+        assert {cell: float(text) for cell, text in values.items()} == \
+            {(r, c): A[r, c].item() for r, c in cells}
+        assert shaded(ax) == set(shade)
+        assert ax.get_title() == "A"
+    finally:
+        plt.close(fig)
+
+
+def test_grid_frame_size_keeps_small_grids_on_a_shared_scale(ax):
+    figures.grid(ax, torch.zeros(2, 2), size=(3, 4))
+    assert ax.get_xlim() == (0, 4) and ax.get_ylim() == (3, 0)
+
+
+def test_grid_numbers_are_at_least_the_size_of_the_title(ax):
+    figures.grid(ax, torch.ones(1, 1), title="t")
+    assert ax.texts[0].get_fontsize() >= ax.title.get_fontsize() >= 12
+
+
+@pytest.mark.parametrize("A, message", [
+    (torch.zeros(2, 2, 2), "2-D tensor"),
+    ([[1.0]], "2-D tensor"),
+])
+def test_grid_rejects_what_it_cannot_draw(ax, A, message):
+    with pytest.raises(ValueError, match=message):
+        figures.grid(ax, A)
+
+
+def test_grid_rejects_a_shaded_cell_outside_the_grid(ax):
+    with pytest.raises(ValueError, match=r"cells of the 2x3 grid, got \[\(2, 0\)\]"):
+        figures.grid(ax, torch.zeros(2, 3), shade=[(0, 0), (2, 0)])
