@@ -38,6 +38,13 @@ MAX_TRACEBACK_LINES = 5
 BUILD_MACHINE_PATH = re.compile(r"(?<![\w.-])(/work/|/tmp/|/root\b|/home/[\w.-]+|/Users/[\w.-]+)"
                                 r"|\bsite-packages\b")
 TQDM_RATE = re.compile(r"[\d?]\s?(it/s|s/it)\b")
+# Signs have one colour convention across the book: red positive, blue negative,
+# matplotlib's "RdBu_r". Any other diverging map would say it another way.
+SIGN_COLOUR_MAP = "RdBu_r"
+DIVERGING_COLOUR_MAPS = {name + reverse for name in (
+    "PiYG", "PRGn", "BrBG", "PuOr", "RdGy", "RdBu", "RdYlBu", "RdYlGn", "Spectral",
+    "coolwarm", "bwr", "seismic", "berlin", "managua", "vanimo") for reverse in ("", "_r")}
+COLOUR_MAP = re.compile(r"""\bcmap\s*=\s*["']([\w.]+)["']""")
 
 
 # ---------------------------------------------------------------------------
@@ -191,6 +198,12 @@ def figures_drawn(source):
     return sum(1 for cell in cells if FIGURE_CALL.search(cell))
 
 
+def other_sign_colour_maps(source):
+    """Diverging colour maps named in a source text other than the book's ``RdBu_r``."""
+    return sorted({name for name in COLOUR_MAP.findall(source)
+                   if name in DIVERGING_COLOUR_MAPS and name != SIGN_COLOUR_MAP})
+
+
 # ---------------------------------------------------------------------------
 # The checks catch what they are meant to catch
 
@@ -309,6 +322,21 @@ def _figure_cell(tags, caption):
 ])
 def test_uncaptioned_figures_wants_a_caption_and_the_code_folded(cell, expected):
     assert uncaptioned_figures(f"<html><body>{cell}</body></html>") == expected
+
+
+def test_other_sign_colour_maps_names_diverging_maps_but_RdBu_r():
+    source = ('ax.imshow(A, cmap="RdBu_r")\nshow(ax, B, cmap="gray")\n'
+              "ax.imshow(C, cmap='RdBu')\nplt.imshow(D, cmap = 'coolwarm')\nax.imshow(E, cmap=\"viridis\")\n")
+    assert other_sign_colour_maps(source) == ["RdBu", "coolwarm"]
+    assert other_sign_colour_maps('ax.imshow(A, cmap="RdBu_r", vmin=-1, vmax=1)') == []
+
+
+def test_signs_have_one_colour_convention_across_the_book():
+    sources = [REPO / f"{chapter}.md" for chapter in toc_files()] + sorted((REPO / "convlab").rglob("*.py"))
+    found = {str(path.relative_to(REPO)): other_sign_colour_maps(path.read_text(encoding="utf-8"))
+             for path in sources}
+    found = {path: names for path, names in found.items() if names}
+    assert not found, f"diverging colour maps other than {SIGN_COLOUR_MAP} (red positive): {found}"
 
 
 def test_toc_files_lists_root_chapters_and_sections(tmp_path):
