@@ -8,8 +8,26 @@ comes from the tensor passed in, so a diagram shows what the code computed.
 import matplotlib.pyplot as plt
 import torch
 
+# The book's figures share one style: text no smaller than 11 pt and titles of
+# 14 pt, so that a figure shown in the page's column has titles at least as
+# large as the body text (tests/test_browser.py measures this in Chromium).
+STYLE = {
+    "font.size": 12,
+    "axes.titlesize": 14,
+    "axes.labelsize": 12,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+    "legend.fontsize": 11,
+}
+SMALLEST_TEXT = 11
 TEXT_SIZE = 12
-TITLE_SIZE = 12
+TITLE_SIZE = STYLE["axes.titlesize"]
+MARGIN = 0.03
+
+
+def use_book_style():
+    """Set matplotlib's text sizes to the book's :data:`STYLE`."""
+    plt.rcParams.update(STYLE)
 
 
 def grid(ax, A, *, shade=(), color="tab:blue", title="", size=None):
@@ -61,8 +79,9 @@ def grid(ax, A, *, shade=(), color="tab:blue", title="", size=None):
                                        alpha=0.4 if shaded else 1.0))
             ax.text(c + 0.5, r + 0.5, f"{A[r, c].item():g}", ha="center", va="center",
                     fontsize=TEXT_SIZE)
-    ax.set_xlim(0, max(frame_cols, cols))
-    ax.set_ylim(max(frame_rows, rows), 0)
+    # A small margin, so that the border lines of the last row and column are not clipped.
+    ax.set_xlim(-MARGIN, max(frame_cols, cols) + MARGIN)
+    ax.set_ylim(max(frame_rows, rows) + MARGIN, -MARGIN)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(title, fontsize=TITLE_SIZE)

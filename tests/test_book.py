@@ -44,6 +44,9 @@ SIGN_COLOUR_MAP = "RdBu_r"
 DIVERGING_COLOUR_MAPS = {name + reverse for name in (
     "PiYG", "PRGn", "BrBG", "PuOr", "RdGy", "RdBu", "RdYlBu", "RdYlGn", "Spectral",
     "coolwarm", "bwr", "seismic", "berlin", "managua", "vanimo") for reverse in ("", "_r")}
+# Figure text: each drawing chapter sets the book's style (convlab.figures), and no
+# cell asks for text smaller than its smallest size or changes rcParams itself.
+EXPLICIT_TEXT_SIZE = re.compile(r"\b(?:fontsize|labelsize|size)\s*=\s*(\d+(?:\.\d+)?)\b")
 COLOUR_MAP = re.compile(r"""\bcmap\s*=\s*["']([\w.]+)["']""")
 
 
@@ -198,6 +201,17 @@ def figures_drawn(source):
     return sum(1 for cell in cells if FIGURE_CALL.search(cell))
 
 
+def figure_text_problems(source, smallest):
+    """What in a chapter's code cells would draw figure text below ``smallest`` points."""
+    cells = "\n".join(re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", source, re.MULTILINE | re.DOTALL))
+    problems = [f"text size {size}" for size in EXPLICIT_TEXT_SIZE.findall(cells) if float(size) < smallest]
+    if "rcParams" in cells or "rc_context" in cells:
+        problems.append("sets rcParams itself")
+    if FIGURE_CALL.search(cells) and "figures.use_book_style()" not in cells:
+        problems.append("draws without figures.use_book_style()")
+    return problems
+
+
 def other_sign_colour_maps(source):
     """Diverging colour maps named in a source text other than the book's ``RdBu_r``."""
     return sorted({name for name in COLOUR_MAP.findall(source)
@@ -337,6 +351,28 @@ def test_signs_have_one_colour_convention_across_the_book():
              for path in sources}
     found = {path: names for path, names in found.items() if names}
     assert not found, f"diverging colour maps other than {SIGN_COLOUR_MAP} (red positive): {found}"
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("figures.use_book_style()\nplt.plot([1])\nax.set_title('t', fontsize=14)", []),
+    ("figures.use_book_style()\nax.text(0, 0, 'a', fontsize=9)", ["text size 9"]),
+    ("figures.use_book_style()\nax.tick_params(labelsize=8)", ["text size 8"]),
+    ("plt.rcParams.update({'font.size': 6})\nfigures.use_book_style()", ["sets rcParams itself"]),
+    ("fig, ax = plt.subplots()", ["draws without figures.use_book_style()"]),
+    ("x = torch.zeros(3)", []),
+])
+def test_figure_text_problems_finds_small_text_and_a_missing_style(code, expected):
+    source = f"# T\n```{{code-cell}} ipython3\n{code}\n```\n```python\nax.text(0, 0, 'a', fontsize=5)\n```\n"
+    assert figure_text_problems(source, smallest=11) == expected
+
+
+def test_figures_use_the_book_style_and_no_smaller_text():
+    from convlab.figures import SMALLEST_TEXT
+    found = {chapter: figure_text_problems((REPO / f"{chapter}.md").read_text(encoding="utf-8"),
+                                           SMALLEST_TEXT)
+             for chapter in toc_files()}
+    found = {chapter: problems for chapter, problems in found.items() if problems}
+    assert not found, f"figure text below {SMALLEST_TEXT} pt, or the book's style not used: {found}"
 
 
 def test_toc_files_lists_root_chapters_and_sections(tmp_path):

@@ -104,7 +104,13 @@ async () => {
   return {
     url: location.href,
     title: document.title,
-    images: imgs.map(img => ({src: img.currentSrc || img.src, width: img.naturalWidth})),
+    images: imgs.map(img => ({src: img.currentSrc || img.src, width: img.naturalWidth,
+                              shown: img.getBoundingClientRect().width,
+                              output: !!img.closest('.cell_output')})),
+    body_font: (() => {
+      const p = document.querySelector('main article p, main p');
+      return p ? parseFloat(getComputedStyle(p).fontSize) : null;
+    })(),
     math: document.querySelectorAll('.math').length,
     math_typeset: Array.from(document.querySelectorAll('.math'))
         .filter(el => el.querySelector('mjx-container')).length,
@@ -309,6 +315,30 @@ def test_every_image_loads(visits):
               for page, seen in visits.items() if "images" in seen}
     broken = {page: srcs for page, srcs in broken.items() if srcs}
     assert not broken, f"images that did not load: {broken}"
+
+
+def test_figure_titles_are_no_smaller_than_the_body_text(built_book, server, visits):
+    """A figure's titles, at the book's title size and the PNG's dpi, scaled as the
+    page shows the image at 1280 px, are at least as large as the body text."""
+    from PIL import Image
+
+    from convlab.figures import STYLE
+
+    title_points = STYLE["axes.titlesize"]
+    small = []
+    for rel in _page_ids(visits):
+        seen = visits[rel]
+        for image in seen["images"]:
+            path = _local_path(built_book.html, server, image["src"])
+            if not image["output"] or path is None or path.suffix != ".png" or not image["width"]:
+                continue
+            dpi = Image.open(path).info.get("dpi", (72, 72))[0]
+            shown = title_points * dpi / 72 * image["shown"] / image["width"]
+            if shown < seen["body_font"] - 0.5:
+                small.append(f"{rel}: {path.name} titles {shown:.1f} px < body "
+                             f"{seen['body_font']:.0f} px (image {image['width']} px shown at "
+                             f"{image['shown']:.0f} px)")
+    assert not small, "figures whose titles read smaller than the text:\n" + "\n".join(small)
 
 
 def test_chapters_have_figures(visits):

@@ -53,12 +53,29 @@ def test_grid_draws_each_value_in_its_cell_and_shades_the_cells_asked_for(rows, 
 
 def test_grid_frame_size_keeps_small_grids_on_a_shared_scale(ax):
     figures.grid(ax, torch.zeros(2, 2), size=(3, 4))
-    assert ax.get_xlim() == (0, 4) and ax.get_ylim() == (3, 0)
+    m = figures.MARGIN
+    assert ax.get_xlim() == pytest.approx((-m, 4 + m)) and ax.get_ylim() == pytest.approx((3 + m, -m))
 
 
-def test_grid_numbers_are_at_least_the_size_of_the_title(ax):
+def test_grid_draws_the_title_and_numbers_at_the_book_sizes(ax):
     figures.grid(ax, torch.ones(1, 1), title="t")
-    assert ax.texts[0].get_fontsize() >= ax.title.get_fontsize() >= 12
+    assert ax.title.get_fontsize() == figures.STYLE["axes.titlesize"]
+    assert ax.texts[0].get_fontsize() >= figures.SMALLEST_TEXT
+
+
+def test_use_book_style_sets_every_text_size_of_the_style():
+    with matplotlib.rc_context({"font.size": 6, "axes.titlesize": 6, "xtick.labelsize": 6}):
+        figures.use_book_style()
+        for key, value in figures.STYLE.items():
+            assert plt.rcParams[key] == value, key
+        fig, ax = plt.subplots()
+        try:
+            ax.set_title("t")
+            ax.set_xticks([0, 1])
+            assert ax.title.get_fontsize() == figures.STYLE["axes.titlesize"]
+            assert min(t.get_fontsize() for t in ax.get_xticklabels()) >= figures.SMALLEST_TEXT
+        finally:
+            plt.close(fig)
 
 
 @pytest.mark.parametrize("A, message", [
