@@ -386,6 +386,13 @@ def test_toc_files_lists_root_chapters_and_sections(tmp_path):
 # The built book
 
 
+def found_on_pages(chapter_pages, check):
+    """{chapter: what check(html) found} for the built pages on which it found something."""
+    found = {chapter: check(page.read_text(encoding="utf-8"))
+             for chapter, page in chapter_pages.items() if page.is_file()}
+    return {chapter: items for chapter, items in found.items() if items}
+
+
 @pytest.fixture(scope="module")
 def chapter_pages(built_book):
     """``{chapter: path of its HTML page}`` for every file of ``_toc.yml``."""
@@ -408,9 +415,7 @@ def test_every_chapter_has_a_page(chapter_pages):
 
 @pytest.mark.book
 def test_no_page_shows_an_unexpected_error(chapter_pages):
-    problems = {chapter: unexpected_errors(page.read_text(encoding="utf-8"))
-                for chapter, page in chapter_pages.items() if page.is_file()}
-    problems = {chapter: found for chapter, found in problems.items() if found}
+    problems = found_on_pages(chapter_pages, unexpected_errors)
     assert not problems, ("error output in cells not tagged raises-exception, or a Python "
                           f"warning on stderr (chapter: [kind: line]): {problems}")
 
@@ -418,25 +423,20 @@ def test_no_page_shows_an_unexpected_error(chapter_pages):
 @pytest.mark.book
 def test_no_output_shows_a_long_traceback_a_build_path_or_a_tqdm_rate(chapter_pages):
     machine_paths = [str(REPO), sys.prefix, str(Path.home())]
-    problems = {chapter: unclean_outputs(page.read_text(encoding="utf-8"), machine_paths)
-                for chapter, page in chapter_pages.items() if page.is_file()}
-    problems = {chapter: found for chapter, found in problems.items() if found}
+    problems = found_on_pages(chapter_pages, lambda html: unclean_outputs(html, machine_paths))
     assert not problems, f"cell outputs that show the build machine (chapter: [problem]): {problems}"
 
 
 @pytest.mark.book
 def test_no_page_title_repeats_the_book_title(chapter_pages):
-    repeated = {chapter: repeated_title(page.read_text(encoding="utf-8"))
-                for chapter, page in chapter_pages.items() if page.is_file()}
-    repeated = {chapter: title for chapter, title in repeated.items() if title}
+    repeated = found_on_pages(chapter_pages, repeated_title)
     assert not repeated, f"pages whose browser-tab title says the same thing twice: {repeated}"
 
 
 @pytest.mark.book
 def test_every_image_of_every_page_is_in_the_build(chapter_pages):
-    missing = {chapter: missing_image_files(page.read_text(encoding="utf-8"), page)
-               for chapter, page in chapter_pages.items() if page.is_file()}
-    missing = {chapter: srcs for chapter, srcs in missing.items() if srcs}
+    missing = {chapter: found for chapter, page in chapter_pages.items() if page.is_file()
+               if (found := missing_image_files(page.read_text(encoding="utf-8"), page))}
     assert not missing, f"<img> whose file is not in the build: {missing}"
 
 
@@ -457,7 +457,5 @@ def test_chapter_shows_the_figures_its_source_draws(chapter, chapter_pages):
 
 @pytest.mark.book
 def test_every_figure_has_a_caption_and_its_code_folded(chapter_pages):
-    found = {chapter: uncaptioned_figures(page.read_text(encoding="utf-8"))
-             for chapter, page in chapter_pages.items() if page.is_file()}
-    found = {chapter: cells for chapter, cells in found.items() if cells}
+    found = found_on_pages(chapter_pages, uncaptioned_figures)
     assert not found, f"figures without a caption or with their drawing code shown: {found}"
