@@ -1,8 +1,11 @@
-"""Static diagrams for the book: a matrix drawn as a grid of its numbers.
+"""Figures for the book: one style for text sizes, and a matrix drawn as a grid.
 
-The book's diagrams draw small tensors cell by cell, with the cells that take
-part in one step shaded, as *Dive into Deep Learning* does. Every number drawn
-comes from the tensor passed in, so a diagram shows what the code computed.
+Every chapter that draws calls :func:`use_book_style` first. The diagrams draw
+small tensors cell by cell with :func:`grid`, the cells that take part in one
+step shaded, as *Dive into Deep Learning* does; every number drawn comes from
+the tensor passed in, so a diagram shows what the code computed.
+
+Not imported by ``import convlab``: grading kernels need no matplotlib.
 """
 
 import matplotlib.pyplot as plt
