@@ -17,6 +17,11 @@ The grading policy (the instructors' chapter of the book states it in full):
   stderr as 0, and a progress bar or a library warning must not cost points.
 - A test of one part runs with the reference in place of the functions of the
   other parts it uses (``substitute``), so a mistake costs only its own part.
+- In a grading kernel of :mod:`convlab.classgrade`, every check also hands the
+  values it was given to the grader, which compares them with those of the
+  instructor's solution outside the kernel (:mod:`convlab.classgrade.ledger`).
+  So a check's ``expected`` must come from the test's own inputs, never from
+  the student's code.
 
 Examples
 --------
@@ -98,6 +103,7 @@ def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True):
     AssertionError: expected dtype float32, got float64 for X 2; keep the dtype of the input (e.g. torch.zeros(..., dtype=X.dtype))
     """
     __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
+    _record("result", got, expected, atol=atol, rtol=rtol, dtype=dtype)
     if not isinstance(got, torch.Tensor):
         _fail(f"expected a torch.Tensor, got {_type_name(got)} for {case}")
     if tuple(got.shape) != tuple(expected.shape):
@@ -140,6 +146,7 @@ def check_equal(got, expected, *, case):
         values = tuple(operator.index(v) for v in got)
     except TypeError:
         values = None
+    _record("equal", values, tuple(expected))
     if values is None or len(values) != len(expected):
         _fail(f"expected a tuple of {len(expected)} ints, got {got!r} for {case}")
     if values != tuple(expected):
@@ -192,11 +199,11 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
     for kwargs in cases:
         case = describe(**kwargs)
         ref_args, ref_options = _call_args(kwargs, positional)
-        expected = reference_fn(*ref_args, **ref_options)
         args, options = _call_args(kwargs, positional)
         before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
         got, watch = _run_watched(student_fn, args, options, forbidden=forbidden, substitute=substitute,
                                   name=name, case=case)
+        expected = reference_fn(*ref_args, **ref_options)  # after: nothing to read from this frame
         for key, old, new in zip(positional, before, args):
             if isinstance(old, torch.Tensor) and not (
                 old.shape == new.shape and torch.equal(old, new.detach())
@@ -264,10 +271,12 @@ def check_raises(fn, *args, error=ValueError, name=None, case=None, **kwargs):
         call(fn, *args, name=name, case=case, **kwargs)
     except AssertionError as failure:
         cause = failure.__cause__
+        _record("raises", error.__name__ if isinstance(cause, error) else type(cause).__name__, error.__name__)
         if isinstance(cause, error):
             return
         got = f"not {type(cause).__name__}: {cause}" if cause is not None else f"but: {failure}"
         _fail(f"{name} should raise {error.__name__} for {case}, {got}")
+    _record("raises", None, error.__name__)
     _fail(f"{name} should raise {error.__name__} for {case}; it returned a result")
 
 
@@ -413,6 +422,16 @@ def random_cases(seed, n=8, *, padding=False, stride=False, max_size=9):
 # --- machinery -------------------------------------------------------------------------
 
 _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+# Set by the grading kernel (convlab.classgrade.sandbox): receives the values of every check,
+# which the grader compares with its own reference outside the kernel (convlab.classgrade.ledger).
+_ledger = None
+
+
+def _record(kind, got, expected, **options):
+    if _ledger is not None:
+        _ledger(kind, got, expected, options)
 
 
 def _fail(message, cause=None):

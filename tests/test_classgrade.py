@@ -494,3 +494,97 @@ def test_nothing_of_one_submission_reaches_the_next(course, tmp_path, capsys):
     draws = {name: next(line for line in text.splitlines() if line.startswith("random:"))
              for name, text in printed.items()}
     assert draws["b_checks_state"] != draws["c_checks_state"]
+
+
+# Part A's corr2d returns zeros (wrong), Part B's conv2d is right; each cell below, put after
+# corr2d, tampers with the checks so that the zeros would pass in the kernel.
+ZEROS = '''def corr2d(X, K):
+    """Zeros of the right shape: wrong values."""
+    return torch.zeros(X.shape[0] - K.shape[0] + 1, X.shape[1] - K.shape[1] + 1, dtype=X.dtype)'''
+TAMPERING = {
+    "fail_is_a_no_op": """from convlab import grading
+grading._fail = lambda message, cause=None: None""",
+    "check_code_replaced": """from convlab import grading
+grading.check_result.__code__ = (lambda got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True: None).__code__""",
+    "tolerances_in_kwdefaults": """from convlab import grading
+grading.check_result.__kwdefaults__ = dict(grading.check_result.__kwdefaults__, atol=1e9, rtol=1e9)
+grading.check_against.__kwdefaults__ = dict(grading.check_against.__kwdefaults__, atol=1e9, rtol=1e9)""",
+    "module_replaced": """import sys, types, convlab
+fake = types.ModuleType("convlab.grading")
+for name in ("check_result", "check_against", "check_equal", "check_raises", "call", "check_no_delegation"):
+    setattr(fake, name, lambda *args, **kwargs: None)
+fake.describe = lambda **inputs: "a case"
+fake.random_cases = lambda *args, **kwargs: []
+sys.modules["convlab.grading"] = convlab.grading = fake""",
+    "verdict_rewritten_on_stdout": """import sys
+from convlab import grading
+grading.check_result = lambda *args, **kwargs: None
+class Rewrite:
+    def __init__(self, inner):
+        self.inner = inner
+    def write(self, text):
+        return self.inner.write(text.split(": modified")[0] + ": ok" if ": modified" in text else text)
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+sys.stdout = Rewrite(sys.stdout)""",
+    "tensor_subclass_agrees": """class Agreeable(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        result = super().__torch_function__(func, types, args, kwargs or {})
+        if func is torch.isclose:
+            return torch.ones_like(result)
+        return result
+_zeros = corr2d
+def corr2d(X, K):
+    return _zeros(X, K).as_subclass(Agreeable)""",
+    "errors_dropped_by_the_session": """kernel = get_ipython().kernel
+class Quiet(type(kernel.session)):
+    def send(self, stream, msg_or_type, content=None, *args, **kwargs):
+        if msg_or_type == "error":
+            return None
+        if isinstance(content, dict) and content.get("status") == "error":
+            content = dict(content, status="ok")
+        return super().send(stream, msg_or_type, content, *args, **kwargs)
+kernel.session.__class__ = Quiet""",
+}
+
+
+def test_tampering_with_the_checks_earns_only_what_the_values_earn(tmp_path):
+    """Each tampering makes wrong values pass in the kernel; the ledger (or the fingerprints) takes the
+    points back, and correct submissions graded before and after keep all of theirs."""
+    correct = nbformat.read(str(SUBMISSIONS / "cross_correlation" / "corr2d_torch_tensor_copy.ipynb"), as_version=4)
+    submitted = tmp_path / "submitted"
+
+    def hand_in(name, nb):
+        (submitted / name / "cross_correlation").mkdir(parents=True)
+        nbformat.write(nb, str(submitted / name / "cross_correlation" / "cross_correlation.ipynb"))
+
+    hand_in("aa_correct_before", correct)
+    hand_in("zz_correct_after", correct)
+    for name, source in TAMPERING.items():
+        nb = nbformat.from_dict(json.loads(json.dumps(correct)))
+        at = corpus.find(nb, "corr2d")
+        nb.cells[at].source = nb.cells[at].source.split("def corr2d")[0] + ZEROS
+        nb.cells.insert(at + 1, nbformat.v4.new_code_cell(source))
+        hand_in(name, nb)
+    result = grade_class(ROOT, "cross_correlation", submitted, tmp_path / "out", workers=2, timeout=60,
+                         memory="3G", progress=False, feedback=False)
+    assert result.unconfirmed == []
+    scores = _cell_scores(result)
+    part_a = ("test_corr2d_visible", "test_corr2d_hidden")
+    for name in ("aa_correct_before", "zz_correct_after"):
+        assert sum(scores[name].values()) == 6 and not result.results[name]["flags"], name
+    for name in TAMPERING:
+        flags = result.results[name]["flags"]
+        assert [scores[name][gid] for gid in part_a] == [0, 0], (name, flags)
+        for gid in part_a:
+            assert any(f"'{gid}'" in f and ("does not confirm" in f or "modified checking code" in f)
+                       for f in flags), (name, gid, flags)
+    # conv2d is right: its 2 points stand where its tests ran with genuine checks, not where
+    # check_result, or the whole module, was replaced for the rest of the notebook
+    assert {name: sum(scores[name].values()) for name in TAMPERING} == dict.fromkeys(TAMPERING, 2) | dict.fromkeys(
+        ("check_code_replaced", "module_replaced", "verdict_rewritten_on_stdout"), 0)
+    ledger_only = [name for name in TAMPERING if any("does not confirm" in f for f in result.results[name]["flags"])
+                   and not any("modified checking code" in f for f in result.results[name]["flags"])]
+    print("caught by the ledger alone:", ledger_only)
+    assert set(ledger_only) == set(TAMPERING) - {"module_replaced"}   # the fingerprints missed these

@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class ClassResult:
     results: dict = field(default_factory=dict)     # student -> worker result
     wall_seconds: float = 0.0
     sandbox: str = "bwrap"                          # or "none (--no-sandbox)"
+    unconfirmed: list = field(default_factory=list)  # tests the ledger cannot confirm, and why
 
     @property
     def needs_attention(self):
@@ -142,7 +144,6 @@ def collect(submissions, assignment, release_dir, tmp, regex=None):
         shutil.copytree(submissions, archive, dirs_exist_ok=True)
     shutil.copytree(release_dir, root / "release" / assignment)
     import subprocess
-    import sys
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", "zip_collect", assignment, "--force",
          f"--CourseDirectory.root={root}", "--CourseDirectory.release_directory=release",
@@ -302,6 +303,35 @@ def _describe_cell(job, digest):
     return "a cell"
 
 
+REFERENCE_STUDENT = "classgrade-reference-solution"
+
+
+def _reference(dispatch, job):
+    """The ledger's reference (notebook -> grade id -> checks) from grading the source ``job``.
+
+    Test cells that the source does not pass keep nbgrader's scores; key ``None`` lists them,
+    one line each, for the instructor.
+    """
+    done = []
+    dispatch([dict(job, record_reference=True, feedback=False, flags=[])], lambda j, r: done.append(r))
+    res = done[0] if done else {}
+    if res.get("status") != "ok":
+        why = (res.get("error") or res.get("status") or "no result").strip().splitlines()[-1][:200]
+        return {None: [f"grading the assignment's source failed ({why}): every score is nbgrader's alone, "
+                       "unconfirmed by the ledger"]}
+    reference, unconfirmed = {}, []
+    for name, nb in res.get("notebooks", {}).items():
+        passed = res.get("reference", {}).get(name, {})
+        for gid, cell in nb["cells"].items():
+            if gid in passed and cell["auto_score"] == cell["max_score"]:
+                reference.setdefault(name, {})[gid] = passed[gid]
+            elif cell["cell_type"] == "code" and cell["max_score"] and not cell["needs_manual_grade"]:
+                unconfirmed.append(f"{name}: the source fails its own test '{gid}': its scores are "
+                                   "nbgrader's alone, unconfirmed by the ledger")
+    reference[None] = unconfirmed
+    return reference
+
+
 def merge(db_url, assignment, student, result, course_id=""):
     """Write one graded submission into the real gradebook (the only writer)."""
     from nbgrader.api import Gradebook
@@ -355,7 +385,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     if sandbox and not scheduler:   # a cluster's workers check their own sandboxes
         jail.check()
     # nbgrader runs `alembic` (and kernels run python) from PATH: put this interpreter's bin first
-    bindir = os.path.dirname(os.path.abspath(__import__("sys").executable))
+    bindir = os.path.dirname(os.path.abspath(sys.executable))
     if not os.environ.get("PATH", "").startswith(bindir + os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     course, out = Path(course).resolve(), Path(out).resolve()
@@ -388,15 +418,32 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
                    for p in sorted(release_dir.glob("*.ipynb"))}
         students = collect(submissions, assignment, release_dir, tmp, regex)
         plain = {k: v for k, v in config.items() if k not in ("CourseDirectory",)}
-        jobs = [dict(student=s, assignment=assignment, submission_dir=str(d),
-                     work=str(tmp / "work" / str(i)), template_db=str(template_db), sandbox=sandbox,
-                     zygote=zygote and zygote.path,
-                     source_dir=str(source_dir), release=release, timeout=timeout,
-                     memory_bytes=memory_bytes, feedback=feedback,
-                     config=json.loads(json.dumps(plain, default=str)))
+        common = dict(assignment=assignment, template_db=str(template_db), sandbox=sandbox,
+                      zygote=zygote and zygote.path, source_dir=str(source_dir), release=release,
+                      timeout=timeout, memory_bytes=memory_bytes, feedback=feedback,
+                      config=json.loads(json.dumps(plain, default=str)))
+        jobs = [dict(common, student=s, submission_dir=str(d), work=str(tmp / "work" / str(i)))
                 for i, (s, d) in enumerate(students.items())]
         result = ClassResult(out=out, db_url=db_url,
                              sandbox="bwrap" if sandbox else "none (--no-sandbox)")
+
+        def dispatch(batch, on_result):
+            if scheduler:
+                from . import cluster
+                cluster.run(scheduler, batch, on_result, template_db=template_db, source_dir=source_dir,
+                            warm=warm, wall=wall)
+            else:
+                _Runner(workers, wall).run(batch, on_result)
+
+        # the ledger's reference: the instructor's source, graded first in the same way
+        if jobs:  # the ledger's reference: the instructor's source, graded first in the same way
+            reference = _reference(dispatch, dict(common, student=REFERENCE_STUDENT, submission_dir=str(source_dir),
+                                                  work=str(tmp / "work" / "reference")))
+            result.unconfirmed = reference.pop(None)
+            for line in result.unconfirmed:
+                print(f"convlab.classgrade: {line}", file=sys.stderr)
+            for job in jobs:
+                job["reference"] = reference
         bar = tqdm(total=len(jobs), desc=f"grading {assignment}", unit="submission",
                    disable=progress is False)
 
@@ -425,12 +472,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
             if res["flags"]:
                 bar.write(f"{student}: needs attention ({len(res['flags'])} reason(s))")
 
-        if scheduler:
-            from . import cluster
-            cluster.run(scheduler, jobs, on_result, template_db=template_db, source_dir=source_dir,
-                        warm=warm, wall=wall)
-        else:
-            _Runner(workers, wall).run(jobs, on_result)
+        dispatch(jobs, on_result)
         bar.close()
         export_csv(db_url, out / "grades.csv", course_id)
         result.wall_seconds = time.monotonic() - t_start

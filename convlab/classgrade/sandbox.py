@@ -16,7 +16,9 @@ writes for each submission. Before any student code runs it
 3. installs a Python audit hook (it cannot be removed) that refuses writes
    outside the submission's folder and the private scratch folder, starting
    processes, and signalling other processes, and logs each refusal;
-4. logs the hash of each cell as it starts, so a cell that kills the kernel
+4. hands the values of every check of :mod:`convlab.grading` to the grader's
+   ledger (:mod:`convlab.classgrade.ledger`), tagged with the running cell;
+5. logs the hash of each cell as it starts, so a cell that kills the kernel
    or hangs it past the wall-clock limit can be named, and skips the cells
    listed in ``skip.txt`` (the worker lists them there before retrying).
 """
@@ -230,7 +232,14 @@ def main(argv=None):
     state = {"baseline": False}
     baseline_fd = os.open(os.path.join(private, "baseline.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
 
+    # every check of convlab.grading hands its values to the grader's ledger, tagged by cell
+    from convlab import grading
+    from . import ledger
+    writer = ledger.Writer(os.open(os.path.join(private, ledger.FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT))
+    grading._ledger = writer
+
     def pre_run_cell(info):
+        writer.cell = cell_hash(info.raw_cell)
         if not state["baseline"]:  # first cell: the kernel is up, no student code has run
             state["baseline"] = True
             os.write(baseline_fd, json.dumps(namespace["_classgrade_fingerprints"]()).encode())

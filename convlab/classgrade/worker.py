@@ -5,8 +5,9 @@ assignment, generated once by the parent), the assignment's source, the
 student's files after :func:`sanitize`, and a kernelspec that starts
 :mod:`convlab.classgrade.sandbox`. nbgrader's own ``Autograde`` does the
 grading (so grades are nbgrader's), then :func:`apply_integrity` removes the
-points of tests that ran under a monkeypatch, and ``generate_feedback`` writes
-the feedback. Nothing here writes to the real gradebook: the parent merges.
+points of tests that ran under a monkeypatch, :func:`apply_ledger` those whose
+checks' values the grader does not confirm (:mod:`.ledger`), and
+``generate_feedback`` writes the feedback. Nothing here writes to the real gradebook: the parent merges.
 """
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import jail, sandbox
+from . import jail, ledger, sandbox
 
 # nbgrader's gradebook code warns about its own autoflush for every new submission
 warnings.filterwarnings("ignore", message=r"Object of type <Submitted", module=r"nbgrader\.api")
@@ -186,6 +187,56 @@ def apply_integrity(nb_path, gradebook, assignment, student, flags):
                 grade.auto_score = 0.0
             gb.db.commit()
     return [gid for gid, _ in zeroed]
+
+
+def _test_cells(nb):
+    """``(grade id, cell)`` of the autograded test cells of ``nb``."""
+    return [(cell.metadata.nbgrader.grade_id, cell) for cell in nb.cells if _is_autograded_test(cell)]
+
+
+def apply_ledger(nb_path, gradebook, assignment, student, reference, records, flags):
+    """Zero the tests whose checks the grader's ledger does not confirm (see :mod:`.ledger`).
+
+    ``reference``: grade id -> the reference's checks of that test cell (cells the
+    reference did not pass are absent and keep nbgrader's score); ``records``: the
+    kernel's checks by cell hash. Returns the grade ids whose points were removed.
+    """
+    from nbgrader.api import Gradebook
+    nb = nbformat.read(str(nb_path), as_version=4)
+    zeroed = []
+    with Gradebook(gradebook) as gb:
+        for gid, cell in _test_cells(nb):
+            if gid not in reference:
+                continue
+            grade = gb.find_grade(gid, nb_path.stem, assignment, student)
+            if not grade.auto_score:
+                continue
+            why = ledger.agree(reference[gid], records.get(sandbox.cell_hash(cell.source), []))
+            if why is None:
+                continue
+            flags.append(f"{nb_path.name}: test '{gid}' passed in the kernel, but the grader's own comparison "
+                         f"with the solution's values does not confirm it ({why}): its {grade.auto_score:g} "
+                         "points removed")
+            grade.auto_score = 0.0
+            zeroed.append(gid)
+            cell.outputs.append(nbformat.v4.new_output(
+                "error", ename="LedgerMismatch",
+                evalue=f"the grader did not confirm this test's results ({why}); no points",
+                traceback=[f"LedgerMismatch: the grader did not confirm this test's results: {why}"]))
+        gb.db.commit()
+    if zeroed:
+        nbformat.write(nb, str(nb_path))
+    return zeroed
+
+
+def reference_checks(nb_path, records):
+    """grade id -> reference checks, for each test cell of the graded source that earned all its points."""
+    nb = nbformat.read(str(nb_path), as_version=4)
+    passed = {}
+    for gid, cell in _test_cells(nb):
+        if not any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            passed[gid] = ledger.reference_of(records.get(sandbox.cell_hash(cell.source), []))
+    return passed
 
 
 def scan_outputs(nb_path, timeout, flags):
@@ -366,10 +417,16 @@ def grade_one(job):
                    error=(result.get("error") or result.get("log") or "")[-2000:])
         return out
     graded_dir = course / "autograded" / job["student"] / job["assignment"]
+    records = ledger.read(private / ledger.FILE)
     for name in job["release"]:
         nb_path = graded_dir / name
         if nb_path.exists():
             apply_integrity(nb_path, db, job["assignment"], job["student"], flags)
+            if job.get("reference") is not None:
+                apply_ledger(nb_path, db, job["assignment"], job["student"],
+                             job["reference"].get(nb_path.stem, {}), records, flags)
+            if job.get("record_reference"):   # by notebook, as the gradebook names them
+                out.setdefault("reference", {})[nb_path.stem] = reference_checks(nb_path, records)
             scan_outputs(nb_path, job["timeout"], flags)
     t3 = time.monotonic()
     if job.get("feedback", True):

@@ -36,7 +36,7 @@ import sys
 import time
 
 # the kernel's own imports, and those of the kernel's start (they need no sandbox)
-PREIMPORT = ["convlab.classgrade.sandbox", "ipykernel.kernelapp"]
+PREIMPORT = ["convlab.classgrade.sandbox", "convlab.classgrade.ledger", "ipykernel.kernelapp"]
 # setns(2) flags; NS_GET_USERNS (ioctl_ns(2)) names the user namespace that owns a namespace
 CLONE = dict(user=0x10000000, mnt=0x00020000, net=0x40000000, ipc=0x08000000,
              uts=0x04000000, cgroup=0x02000000, pid=0x20000000)
