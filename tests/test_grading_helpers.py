@@ -360,3 +360,49 @@ def test_each_known_mistake_is_named_when_a_student_makes_it(name):
             grading.check_against(student, reference, applies, positional=positional, forbidden=(),
                                   mistakes=known)
         assert str(info.value).endswith(f"; {hint}"), str(info.value)
+
+
+def test_the_ledger_confirms_only_the_reference_values_with_the_reference_tolerances():
+    """convlab.classgrade.ledger: what a kernel's checks saw, compared with the reference's expected values."""
+    import os
+    from convlab import grading
+    from convlab.classgrade import ledger
+
+    def records(run):
+        read, write = os.pipe()
+        writer = ledger.Writer(write)
+        writer.cell = "c"
+        saved, grading._ledger = grading._ledger, writer
+        try:
+            run()
+        except AssertionError:
+            pass
+        finally:
+            grading._ledger = saved
+            os.close(write)
+        lines = os.read(read, 1 << 20).splitlines()
+        os.close(read)
+        return [__import__("json").loads(line) for line in lines]
+
+    X = torch.arange(6.0).reshape(2, 3)
+    reference = ledger.reference_of(records(lambda: (grading.check_result(X, X, case="c"),
+                                                     grading.check_equal((2, 3), (2, 3), case="c"))))
+    assert [r["kind"] for r in reference] == ["result", "equal"]
+    assert ledger.agree(reference, records(lambda: (grading.check_result(X + 1e-6, X, case="c"),
+                                                    grading.check_equal((2, 3), (2, 3), case="c")))) is None
+    # each way of differing, even where the kernel's own check was told to accept it
+    assert "different values" in ledger.agree(reference, records(lambda: (
+        grading.check_result(X + 1, X + 1, case="c"), grading.check_equal((2, 3), (2, 3), case="c"))))
+    assert "shape" in ledger.agree(reference, records(lambda: (
+        grading.check_result(X.T, X.T, case="c"), grading.check_equal((2, 3), (2, 3), case="c"))))
+    assert "dtype" in ledger.agree(reference, records(lambda: (
+        grading.check_result(X.double(), X.double(), case="c"), grading.check_equal((2, 3), (2, 3), case="c"))))
+    assert "different values" in ledger.agree(reference, records(lambda: (
+        grading.check_result(X + 0.5, X, case="c", atol=1.0), grading.check_equal((2, 3), (2, 3), case="c"))))
+    assert "a different value" in ledger.agree(reference, records(lambda: (
+        grading.check_result(X, X, case="c"), grading.check_equal((3, 2), (3, 2), case="c"))))
+    assert "2 checks expected, 1 reported" in ledger.agree(reference, records(lambda: grading.check_result(
+        X, X, case="c")))
+    raised = ledger.reference_of(records(lambda: grading.check_raises(lambda: int("x"), name="f", case="c")))
+    assert ledger.agree(raised, records(lambda: grading.check_raises(lambda: int("y"), name="f", case="c"))) is None
+    assert ledger.agree(raised, records(lambda: grading.check_raises(lambda: 1, name="f", case="c"))) is not None
