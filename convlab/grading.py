@@ -305,6 +305,8 @@ def _run_watched(fn, args, kwargs, *, forbidden, substitute, name, case):
     __tracebackhide__ = True
     name = name or getattr(fn, "__name__", "your function")
     where = f" for {case}" if case else ""
+    if forbidden:  # the grader also reads the source of `name` for delegation (classgrade.audit)
+        _record("watched", None, None, function=name, forbidden=sorted(forbidden), substitute=sorted(substitute or ()))
     watch = _Watch(forbidden)
     with _Captured() as printed, _substituted(fn, substitute, watch), watch.active():
         try:

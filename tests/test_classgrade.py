@@ -580,11 +580,109 @@ def test_tampering_with_the_checks_earns_only_what_the_values_earn(tmp_path):
         for gid in part_a:
             assert any(f"'{gid}'" in f and ("does not confirm" in f or "modified checking code" in f)
                        for f in flags), (name, gid, flags)
-    # conv2d is right: its 2 points stand where its tests ran with genuine checks, not where
-    # check_result, or the whole module, was replaced for the rest of the notebook
-    assert {name: sum(scores[name].values()) for name in TAMPERING} == dict.fromkeys(TAMPERING, 2) | dict.fromkeys(
-        ("check_code_replaced", "module_replaced", "verdict_rewritten_on_stdout"), 0)
+    # conv2d is right, but a tampering that runs at the top level of a cell reaches conv2d's checks too:
+    # the grader's reading of the source withholds Part B for the instructor to grade by hand, where the
+    # ledger (or the fingerprints) did not already take it. The tensor subclass is used by corr2d alone.
+    assert {name: sum(scores[name].values()) for name in TAMPERING} == \
+        dict.fromkeys(TAMPERING, 0) | {"tensor_subclass_agrees": 2}
+    for name in set(TAMPERING) - {"tensor_subclass_agrees"}:
+        flags = result.results[name]["flags"]
+        assert all(any(f"'{gid}'" in f for f in flags) for gid in ("test_conv2d_visible", "test_conv2d_hidden")), flags
+    assert any("grade this test by hand" in f for name in TAMPERING for f in result.results[name]["flags"])
     ledger_only = [name for name in TAMPERING if any("does not confirm" in f for f in result.results[name]["flags"])
                    and not any("modified checking code" in f for f in result.results[name]["flags"])]
     print("caught by the ledger alone:", ledger_only)
     assert set(ledger_only) == set(TAMPERING) - {"module_replaced"}   # the fingerprints missed these
+
+
+# Right values by a forbidden route, hidden from the in-kernel watch (TorchFunctionMode and profiler):
+# each passes in the kernel; the grader's reading of the source (convlab.classgrade.audit) takes Part A.
+HIDDEN_DELEGATION = {
+    "aten_op_below_the_mode": '''def corr2d(X, K):
+    """F.conv2d's own ATen operator, which no TorchFunctionMode sees."""
+    out = torch.ops.aten.convolution.default(X[None, None], K[None, None], None, [1, 1], [0, 0], [1, 1],
+                                             False, [0, 0], 1)
+    return out[0, 0]''',
+    "torch_function_disabled": '''import torch.nn.functional as F
+def corr2d(X, K):
+    with torch._C.DisableTorchFunction():
+        return F.conv2d(X[None, None], K[None, None])[0, 0]''',
+    "profiler_off_then_convlab": '''import sys
+import convlab
+def corr2d(X, K):
+    sys.setprofile(None)
+    return convlab.corr2d(X, K)''',
+    "computed_names": '''import torch.nn.functional as F
+def corr2d(X, K):
+    off = getattr(torch._C, "Disable" + "TorchFunction")
+    with off():
+        return getattr(F, "conv" + "2d")(X[None, None], K[None, None])[0, 0]''',
+    "helper_through_module_dict": '''import torch.nn.functional as F
+def window_sums(X, K):
+    with torch._C.DisableTorchFunction():
+        return F.__dict__["conv" "2d"](X[None, None], K[None, None])[0, 0]
+def corr2d(X, K):
+    return window_sums(X, K)''',
+}
+# Part B's pad2d, right but one torch call per pixel, with the call counter switched off.
+UNCOUNTED_LOOP = '''def pad2d(X, padding):
+    """Pixel by pixel, uncounted."""
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    with torch._C.DisableTorchFunction():
+        Y = torch.zeros(X.shape[0] + 2 * ph, X.shape[1] + 2 * pw, dtype=X.dtype)
+        for i in range(X.shape[0]):
+            for j in range(X.shape[1]):
+                Y[i + ph, j + pw] = X[i, j]
+    return Y'''
+
+
+def _hand_in(submitted, assignment, name, nb):
+    (submitted / name / assignment).mkdir(parents=True)
+    nbformat.write(nb, str(submitted / name / assignment / f"{assignment}.ipynb"))
+
+
+def _with_cell(nb, grade_id, source):
+    """A copy of ``nb`` whose solution cell ``grade_id`` holds ``source``."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.cells[corpus.find(nb, grade_id)].source = source
+    return nb
+
+
+def test_hiding_a_delegation_or_a_call_count_from_the_kernel_earns_nothing(tmp_path):
+    """Each route passes the delegation or call-count check in the kernel; the grader's reading of the source
+    removes that part's points only, and correct submissions graded before and after keep all of theirs."""
+    submitted = tmp_path / "submitted"
+    correct = nbformat.read(str(SUBMISSIONS / "cross_correlation" / "corr2d_torch_tensor_copy.ipynb"), as_version=4)
+    _hand_in(submitted, "cross_correlation", "aa_correct_before", correct)
+    _hand_in(submitted, "cross_correlation", "zz_correct_after", correct)
+    for name, source in HIDDEN_DELEGATION.items():
+        _hand_in(submitted, "cross_correlation", name, _with_cell(correct, "corr2d", source))
+    result = grade_class(ROOT, "cross_correlation", submitted, tmp_path / "out", workers=2, timeout=60,
+                         memory="3G", progress=False, feedback=False)
+    scores = _cell_scores(result)
+    for name in ("aa_correct_before", "zz_correct_after"):
+        assert sum(scores[name].values()) == 6 and not result.results[name]["flags"], name
+    for name in HIDDEN_DELEGATION:
+        flags = result.results[name]["flags"]
+        for gid in ("test_corr2d_visible", "test_corr2d_hidden"):
+            # "passed in the kernel": the route did get past the in-kernel watch; the source reading did not
+            assert scores[name][gid] == 0 and any(
+                f"test '{gid}' passed in the kernel, but the grader" in f for f in flags), (name, gid, flags)
+        assert sum(scores[name].values()) == 2, (name, flags)   # Part B is right, and its own
+    by_hand = {name for name in HIDDEN_DELEGATION
+               if any("grade this test by hand" in f for f in result.results[name]["flags"])}
+    assert by_hand == {"computed_names", "helper_through_module_dict"}   # no forbidden name to point at
+
+    submitted = tmp_path / "shapes"
+    correct = nbformat.read(str(SUBMISSIONS / "shapes_padding_stride" / "pad2d_torch_tensor_copy.ipynb"), as_version=4)
+    _hand_in(submitted, "shapes_padding_stride", "aa_correct", correct)
+    _hand_in(submitted, "shapes_padding_stride", "uncounted_loop", _with_cell(correct, "pad2d", UNCOUNTED_LOOP))
+    result = grade_class(ROOT, "shapes_padding_stride", submitted, tmp_path / "shapes_out", workers=2,
+                         timeout=60, memory="3G", progress=False, feedback=False)
+    scores = _cell_scores(result)
+    assert sum(scores["aa_correct"].values()) == 10 and not result.results["aa_correct"]["flags"]
+    flags = result.results["uncounted_loop"]["flags"]
+    part_b = ("test_pad2d_visible", "test_pad2d_hidden", "test_pad2d_vectorized")
+    assert all(any(f"test '{gid}' passed in the kernel" in f and "torch._C" in f for f in flags) for gid in part_b), flags
+    # Part C's corr2d runs with the reference pad2d: the loop costs Part B only
+    assert {gid: s for gid, s in scores["uncounted_loop"].items() if s == 0} == dict.fromkeys(part_b, 0), flags

@@ -23,10 +23,9 @@ instructor's own solution produced, on the instructor's own cases, to have
 been given to the checks. Tampering with the checks (replacing ``_fail``,
 a function's code, ``sys.stdout``, the kernel's session, a tensor subclass,
 ...) therefore earns nothing. What it cannot see: *how* the kernel obtained
-those values. Code that computes a correct answer by a forbidden route and
-hides that route from the in-kernel delegation check (which runs where the
-submission does) still passes; so does a test cell's plain ``assert``, which
-is not a check of :mod:`convlab.grading`.
+those values; for the checks that watch how (delegation, call counts), the
+grader reads the submission's source instead (:mod:`.audit`). A test cell's
+plain ``assert``, which is not a check of :mod:`convlab.grading`, is not seen.
 
 A check's ``expected`` must therefore come from the test's own inputs, never
 from the student's code (the reference run cannot know the student's

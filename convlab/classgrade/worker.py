@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import jail, ledger, sandbox
+from . import audit, jail, ledger, sandbox
 
 # nbgrader's gradebook code warns about its own autoflush for every new submission
 warnings.filterwarnings("ignore", message=r"Object of type <Submitted", module=r"nbgrader\.api")
@@ -195,7 +195,8 @@ def _test_cells(nb):
 
 
 def apply_ledger(nb_path, gradebook, assignment, student, reference, records, flags):
-    """Zero the tests whose checks the grader's ledger does not confirm (see :mod:`.ledger`).
+    """Zero the tests whose checks the grader does not confirm: by the ledger (see :mod:`.ledger`),
+    and for tests that watch *how* a function computes, by reading its source (:mod:`.audit`).
 
     ``reference``: grade id -> the reference's checks of that test cell (cells the
     reference did not pass are absent and keep nbgrader's score); ``records``: the
@@ -212,21 +213,39 @@ def apply_ledger(nb_path, gradebook, assignment, student, reference, records, fl
             if not grade.auto_score:
                 continue
             why = ledger.agree(reference[gid], records.get(sandbox.cell_hash(cell.source), []))
-            if why is None:
-                continue
-            flags.append(f"{nb_path.name}: test '{gid}' passed in the kernel, but the grader's own comparison "
-                         f"with the solution's values does not confirm it ({why}): its {grade.auto_score:g} "
-                         "points removed")
+            if why is not None:
+                flag = (f"test '{gid}' passed in the kernel, but the grader's own comparison with the "
+                        f"solution's values does not confirm it ({why})")
+            else:
+                why = _audit_verdict(nb, [r["options"] for r in reference[gid] if r.get("kind") == "watched"])
+                if why is None:
+                    continue
+                flag = f"test '{gid}' passed in the kernel, but {why}"
+            flags.append(f"{nb_path.name}: {flag}: its {grade.auto_score:g} points removed")
             grade.auto_score = 0.0
             zeroed.append(gid)
             cell.outputs.append(nbformat.v4.new_output(
-                "error", ename="LedgerMismatch",
-                evalue=f"the grader did not confirm this test's results ({why}); no points",
-                traceback=[f"LedgerMismatch: the grader did not confirm this test's results: {why}"]))
+                "error", ename="NotConfirmed", evalue=f"{flag}; no points",
+                traceback=[f"NotConfirmed: {flag}; no points"]))
         gb.db.commit()
     if zeroed:
         nbformat.write(nb, str(nb_path))
     return zeroed
+
+
+def _audit_verdict(nb, watched):
+    """Why the source does not confirm the watched checks of one test cell, or ``None``."""
+    for options in watched:
+        function, substitute = options["function"], options.get("substitute", ())
+        found = audit.delegations(nb, function, forbidden=options.get("forbidden", ()), substitute=substitute)
+        if found:
+            return (f"the grader finds in the source that {function} uses what this part forbids "
+                    f"({'; '.join(found[:3])})")
+        found = audit.escapes(nb, function, substitute=substitute)
+        if found:
+            return (f"the grader cannot confirm from the source how {function} computes its result, because "
+                    f"the notebook reaches around the checks ({'; '.join(found[:3])}); grade this test by hand")
+    return None
 
 
 def reference_checks(nb_path, records):
