@@ -27,6 +27,11 @@ LOOP_MAX_SIZE = 64  # the loop makes one Python iteration per output pixel
 MULTI = dict(c_in=16, c_out=32, size=64, kernel=3)
 
 
+def _ratio(r):
+    """Two decimals, or two significant digits below 0.1 (a ratio is never shown as 0.00)."""
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
+
+
 def row(name_in, name_kernel, fn, reference, rounds, repeats, loop=None):
     ratios = ratio_per_round(fn, reference, rounds=rounds, repeats=repeats)
     loop_ratio = ratio_per_round(loop, reference, rounds=1, repeats=3)[0] if loop else None
@@ -66,7 +71,7 @@ def main():
     print("|---|---|---:|---:|---:|")
     for inp, ker, ms, ratios, loop in rows:
         loop_text = f"{loop:.0f}" if loop is not None else "-"
-        spread = f"{statistics.median(ratios):.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}]"
+        spread = f"{_ratio(statistics.median(ratios))} [{_ratio(ratios[0])}, {_ratio(ratios[-1])}]"
         print(f"| {inp} | {ker} | {ms:.3f} | {spread} | {loop_text} |")
 
 
