@@ -187,7 +187,8 @@ def cases(release):
                       "import subprocess\ntry:\n"
                       "    subprocess.run(['touch', '/tmp/classgrade-escape-2.txt'])\n"
                       "except OSError as exc:\n    print(exc)\n"
-                      "open('my_notes.txt', 'w').write('allowed: inside my folder')")
+                      "open('my_notes.txt', 'w').write('allowed: inside my folder')\n"
+                      "print('my notes:', open('my_notes.txt').read())")
     out["write_outside"] = (nb, 4, "outside the submission folder")
     out.update(os_level_attacks(release))
     out["zz_correct_after"] = (student(release), 4, None)   # graded last: the attacks left nothing behind
@@ -221,6 +222,7 @@ print(len(os.listdir('/proc')), 'entries in /proc')""",
     # the audit hook sees none of these: libc's system(), open() relative to a directory fd, sqlite
     "escape_ctypes": f"""import ctypes, glob, os, sqlite3
 ctypes.CDLL(None).system(b'touch {ESCAPE}; id > whoami.txt')
+print('whoami:', open('whoami.txt').read())
 fd = os.open('../../..', os.O_RDONLY)
 try:
     os.close(os.open('gradebook.db', os.O_WRONLY | os.O_CREAT, dir_fd=fd))
@@ -252,14 +254,30 @@ ctypes.CDLL(None).system(b"n=0; while [ $n -lt 2000 ]; do sleep 20 & n=$((n+1));
 count = sum(1 for entry in os.listdir('/proc') if entry.isdigit())
 open('processes.txt', 'w').write(str(count))
 print(count, 'processes')""",
-    "fill_disk": """import ctypes
-for target in ('big.bin', '/tmp/big.bin'):
-    try:
-        with open(target, 'wb') as f:
-            for _ in range(128):
-                f.write(bytes(16 * 2**20))   # 2 GiB in all
-    except OSError as exc:
-        print(target, exc)""",
+    # files in every folder it can see (by libc: the audit hook refuses Python's writes outside),
+    # 48 MiB each (RLIMIT_FSIZE is 64 MiB) until a write fails; each folder emptied afterwards
+    "fill_disk": """import ctypes, os, sys
+private = sys.argv[sys.argv.index('--private') + 1]
+runtime = os.path.dirname(sys.argv[sys.argv.index('-f') + 1])
+ctypes.CDLL(None).system(('for d in . /tmp / /usr ' + private + ' ' + runtime + '; do n=0; '
+    'while [ $n -lt 64 ] && head -c 50331648 /dev/zero 2>/dev/null > $d/big$n.bin; do n=$((n+1)); done; '
+    'rm -f $d/big*.bin; echo "$d: $n files" >> /tmp/scratch/fill.txt; done').encode())
+print(open('/tmp/scratch/fill.txt').read())""",
+    # ptrace every process it can see (PTRACE_ATTACH, then PTRACE_DETACH): in its PID namespace,
+    # only the sandbox's own
+    "trace_everything": """import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+for pid in sorted(int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()):
+    attached = libc.ptrace(16, pid, None, None) == 0
+    print('traced' if attached else 'not traced', pid, os.strerror(ctypes.get_errno()) if not attached else '')
+    if attached:
+        os.waitpid(pid, 0)
+        libc.ptrace(17, pid, None, None)""",
+    # a user namespace of its own, in which it could mount an unbounded tmpfs
+    "nested_namespace": """import ctypes
+ctypes.CDLL(None).system(b"unshare -Urm sh -c 'mount -t tmpfs none /tmp && echo mounted' > /tmp/scratch/ns.txt 2>&1")
+print(open('/tmp/scratch/ns.txt').read())""",
     # links and a link loop handed in next to the notebook (HANDED_IN_LINKS); the notebook reads them
     "symlinks": """import os
 for name in ('secret.txt', 'up', 'self_a'):
@@ -271,8 +289,7 @@ HANDED_IN_LINKS = {"secret.txt": SECRET_FILE, "up": "../../..", "self_a": "self_
 
 def os_level_attacks(release):
     """Attacks that only an OS-level sandbox stops; each otherwise correct (4 points)."""
-    reasons = {"symlinks": "a symbolic link, not copied",
-               "fill_disk": "past the size limits"}
+    reasons = {"symlinks": "a symbolic link, not copied"}
     return {name: (insert_after(student(release), "corr2d", source), 4, reasons.get(name))
             for name, source in ATTACKS.items()}
 

@@ -2,21 +2,26 @@
 
 ``python -m convlab.classgrade.jail --jail DIR --private DIR -f CONNECTION_FILE`` is
 the ``argv`` of the kernelspec that :mod:`convlab.classgrade.worker` writes for a
-sandboxed submission. It runs as the grader, outside the sandbox, for an instant:
-it reads the limits that the worker left in ``DIR/jail.json``, puts itself in a
-``pids`` cgroup when the grader is root, sets the resource limits, and replaces
-itself with ``bwrap``, which starts :mod:`convlab.classgrade.sandbox` (the
-kernel) inside new user, mount, PID, IPC, UTS and network namespaces:
+sandboxed submission. It runs as the grader, outside the sandbox, for as long as
+the kernel runs: it reads the limits that the worker left in ``DIR/jail.json``,
+puts itself in a ``pids`` cgroup when the grader is root, sets the resource
+limits, and starts ``bwrap``, which builds new user, mount, PID, IPC, UTS and network
+namespaces and holds them open; the kernel (:mod:`convlab.classgrade.sandbox`)
+is forked into them by the zygote, or by the launcher for a new interpreter:
 
 - **network**: none. The network namespace has only its own loopback, which
   reaches nothing outside the sandbox. The kernel talks to the grader over
-  ZeroMQ's ``ipc`` transport: Unix sockets in a folder bound into the sandbox.
+  ZeroMQ's ``ipc`` transport: Unix sockets on a small tmpfs of the sandbox's,
+  which the grader reaches through ``/proc/PID/root`` (:func:`link_sockets`).
 - **files**: the operating system (``/usr``), the Python installation, the
-  virtual environment and the ``convlab`` package, read-only; the notebook's
-  own folder, the kernel's log folder and the socket folder, read-write; a
-  private ``/tmp`` of bounded size. Nothing else exists: no course source, no
-  gradebook, no other submission, no home folder, no ``/etc/passwd`` but a
-  two-line stand-in.
+  virtual environment and the ``convlab`` package, read-only, and so is the
+  rest of the root. Writable: the notebook's folder, a bounded tmpfs that the
+  sandbox fills with a copy of the handed-in folder (:data:`INBOX`); a private
+  ``/tmp`` of bounded size; and the three files of :data:`KERNEL_WRITES` in the
+  kernel's private folder, which it cannot add to. No user namespace can be
+  made inside (``--disable-userns``), so no more can be mounted. Nothing else
+  exists: no course source, no gradebook, no other submission, no home folder,
+  no ``/etc/passwd`` but a two-line stand-in.
 - **processes**: PID 1 of the namespace is bwrap's; the kernel sees only its
   own processes, cannot signal or trace the grader, and every process it
   starts dies with the namespace (``--die-with-parent``, and the worker kills
@@ -46,8 +51,13 @@ from pathlib import Path
 SANDBOX_UID = 65534
 BWRAP_ENV = "CLASSGRADE_BWRAP"      # path of bwrap, for machines that keep it elsewhere
 CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
-DEFAULT_LIMITS = dict(pids=256, file_bytes=64 * 2**20, tmp_bytes=256 * 2**20, open_files=1024)
+DEFAULT_LIMITS = dict(pids=256, file_bytes=64 * 2**20, tmp_bytes=256 * 2**20, folder_bytes=256 * 2**20,
+                      open_files=1024)
 SCRATCH = "/tmp/scratch"             # the kernel's HOME and TMPDIR, on the sandbox's own /tmp
+INBOX = "/run/submission"            # the submission's folder as handed in, read-only, inside
+# The only files of the grader's that a kernel writes (in its private folder, which it cannot add to).
+KERNEL_WRITES = ("kernel.log", "baseline.json", "ledger.jsonl")
+SOCKET_FOLDER_BYTES = 2**20          # the kernel's ZeroMQ sockets, on a tmpfs of its own
 IPC_PATH_MAX = 100                  # sun_path holds 108 bytes; ZeroMQ adds "-N"
 
 
@@ -95,15 +105,25 @@ def sandbox_env():
                 PYDEVD_DISABLE_FILE_VALIDATION="1", LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
 
 
-def bwrap_argv(*, cwd, private, runtime, jail, command, limits=None, options=()):
-    """The full ``bwrap`` command line that runs ``command`` sandboxed in ``cwd``."""
+def bwrap_argv(*, cwd, private, connection_file, jail, command, limits=None, options=()):
+    """The full ``bwrap`` command line that runs ``command`` sandboxed in ``cwd``.
+
+    Nothing the kernel writes reaches the grader's disk but the files of
+    :data:`KERNEL_WRITES`, each bounded by ``RLIMIT_FSIZE``: its folder ``cwd`` is a
+    tmpfs of ``folder_bytes`` (filled from a read-only view of the handed-in folder,
+    :data:`INBOX`, by ``command``), ``/tmp`` one of ``tmp_bytes``, its ZeroMQ sockets
+    live on a tmpfs of their own (the grader reaches them through ``/proc``, see
+    :func:`link_sockets`), the rest is read-only, and it cannot create a user
+    namespace of its own (in which it could mount more).
+    """
     limits = dict(DEFAULT_LIMITS, **(limits or {}))
     env = sandbox_env()
+    runtime = os.path.dirname(os.path.abspath(connection_file))
     args = [bwrap_path() or "bwrap",
             "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             "--hostname", "grading", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--clearenv"]
+            "--disable-userns", "--clearenv"]
     for key, value in env.items():
         args += ["--setenv", key, value]
     args += _mount_os()
@@ -114,10 +134,29 @@ def bwrap_argv(*, cwd, private, runtime, jail, command, limits=None, options=())
              "--dir", SCRATCH, "--dir", SCRATCH + "/home", "--dir", SCRATCH + "/mpl",
              "--dir", SCRATCH + "/ipython"]
     args += _mount_python()
-    for folder in (private, runtime, cwd):   # after /tmp: they may lie below it
-        args += ["--bind", str(folder), str(folder)]
-    args += ["--chdir", str(cwd), *options, "--"] + list(command)
+    # after /tmp: they may lie below it
+    args += ["--ro-bind", str(private), str(private)]
+    for name in KERNEL_WRITES:
+        args += ["--bind", str(Path(private) / name), str(Path(private) / name)]
+    args += ["--size", str(SOCKET_FOLDER_BYTES), "--tmpfs", runtime,
+             "--ro-bind", str(connection_file), str(connection_file),
+             "--ro-bind", str(cwd), INBOX,
+             "--size", str(limits["folder_bytes"]), "--tmpfs", str(cwd),
+             "--remount-ro", "/",
+             "--chdir", str(cwd), *options, "--"] + list(command)
     return args
+
+
+def link_sockets(connection_file, sandbox_pid):
+    """Make the kernel's ZeroMQ sockets, inside the sandbox, reachable at the paths the
+    connection file names outside: a symbolic link each, through ``/proc/PID/root``."""
+    with open(connection_file) as f:
+        info = json.load(f)
+    for key in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"):
+        path = f"{info['ip']}-{info[key]}"
+        if os.path.islink(path):   # left by an earlier kernel of the same connection file
+            os.unlink(path)
+        os.symlink(f"/proc/{sandbox_pid}/root{path}", path)
 
 
 def write_jail(jail, limits=None, zygote=None):
@@ -131,6 +170,12 @@ def write_jail(jail, limits=None, zygote=None):
     (jail / "passwd").write_text(f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:{SCRATCH}/home:/bin/false\n")
     (jail / "group").write_text(f"student:x:{SANDBOX_UID}:\n")
     (jail / "jail.json").write_text(json.dumps(dict(DEFAULT_LIMITS, **(limits or {}), zygote=zygote)))
+
+
+def write_private(private):
+    """Create the files of :data:`KERNEL_WRITES` in ``private`` (bound into the sandbox one by one)."""
+    for name in KERNEL_WRITES:
+        (Path(private) / name).touch()
 
 
 def _join_pids_cgroup(jail, limit):
@@ -199,47 +244,45 @@ def release(jail):
 
 
 def launch(argv=None):
-    """Entry point of the kernelspec: set the limits, then become bwrap."""
+    """Entry point of the kernelspec: set the limits, build the sandbox, start the kernel in it."""
     argv = list(sys.argv[1:] if argv is None else argv)
     jail = argv[argv.index("--jail") + 1]
     del argv[argv.index("--jail"):argv.index("--jail") + 2]
     private = argv[argv.index("--private") + 1]
-    connection_file = argv[argv.index("-f") + 1]
+    connection_file = os.path.abspath(argv[argv.index("-f") + 1])
     limits = json.loads((Path(jail) / "jail.json").read_text())
-    runtime = os.path.dirname(os.path.abspath(connection_file))
-    cwd = os.getcwd()
+    runtime = os.path.dirname(connection_file)
     if len(os.path.join(runtime, "kernel-" + "x" * 36 + "-ipc")) > IPC_PATH_MAX:
         sys.exit(f"convlab.classgrade: the socket folder {runtime} is too long a path for a Unix "
                  "socket; set TMPDIR to a short folder such as /tmp")
     cgroup = _join_pids_cgroup(jail, limits["pids"])
     rlimits = dict(RLIMIT_FSIZE=limits["file_bytes"], RLIMIT_NOFILE=limits["open_files"], RLIMIT_CORE=0)
-    if cgroup is None:
-        rlimits["RLIMIT_NPROC"] = limits["pids"]
     for name, value in rlimits.items():
         resource.setrlimit(getattr(resource, name), (value, value))
-    if limits.get("zygote"):
-        sys.exit(_launch_warm(limits["zygote"], cwd, private, runtime, jail, limits, argv, rlimits, cgroup))
-    command = [sys.executable, "-m", "convlab.classgrade.sandbox"] + argv
-    args = bwrap_argv(cwd=cwd, private=private, runtime=runtime, jail=jail, command=command, limits=limits)
-    # bwrap's own PID 1 inside keeps the environment bwrap started with (/proc/1/environ):
-    # start bwrap with nothing of the grader's
-    os.execve(args[0], args, {"PATH": "/usr/bin:/bin"})
+    if cgroup is None:
+        # set in the sandbox only (:func:`enter_and_limit`): there it counts the processes of the
+        # sandbox's user namespace, not every process of the grader's account
+        rlimits["RLIMIT_NPROC"] = limits["pids"]
+    sys.exit(_launch(limits, os.getcwd(), private, connection_file, jail, argv, rlimits, cgroup))
 
 
-def _launch_warm(zygote, cwd, private, runtime, jail, limits, kernel_argv, rlimits, cgroup):
-    """Build the sandbox with bwrap, holding it open with a sleeping process, and have the
-    zygote fork the kernel into it; return the kernel's exit status.
+def _launch(limits, cwd, private, connection_file, jail, kernel_argv, rlimits, cgroup):
+    """Build the sandbox with bwrap, holding it open with a sleeping process, and start the
+    kernel in it; return the kernel's exit status.
 
-    The kernel lives in the sandbox's PID namespace, so it dies with bwrap, which dies
-    with this launcher (``--die-with-parent``), which is what the kernel manager kills.
+    The kernel is forked into the sandbox by the zygote (warm), or by this launcher, which
+    then runs a new interpreter (cold); either way it joins the sandbox's namespaces
+    (:func:`convlab.classgrade.zygote.enter`) and lives in its PID namespace, so it dies
+    with bwrap, which dies with this launcher (``--die-with-parent``), which is what the
+    kernel manager kills.
     """
-    import socket
     info_read, info_write = os.pipe()
     # the holder is the namespace's PID 1, which its other processes cannot signal (kill(-1)
-    # from the kernel would otherwise end the sandbox under it)
-    hold = ["/bin/sh", "-c", "echo ready && exec sleep infinity"]
-    args = bwrap_argv(cwd=cwd, private=private, runtime=runtime, jail=jail, command=hold, limits=limits,
-                      options=["--as-pid-1", "--info-fd", str(info_write)])
+    # from the kernel would otherwise end the sandbox under it); it first fills the kernel's
+    # folder, a tmpfs, with a copy of the handed-in one
+    hold = ["/bin/sh", "-c", f"cp -R {INBOX}/. . && echo ready && exec sleep infinity"]
+    args = bwrap_argv(cwd=cwd, private=private, connection_file=connection_file, jail=jail, command=hold,
+                      limits=limits, options=["--as-pid-1", "--info-fd", str(info_write)])
     bwrap = subprocess.Popen(args, pass_fds=(info_write,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              env={"PATH": "/usr/bin:/bin"})
     os.close(info_write)
@@ -249,8 +292,21 @@ def _launch_warm(zygote, cwd, private, runtime, jail, limits, kernel_argv, rlimi
         print("convlab.classgrade: the sandbox did not start", file=sys.stderr)
         bwrap.kill()
         return 1
+    link_sockets(connection_file, sandbox_pid)
     request = dict(sandbox_pid=sandbox_pid, cwd=cwd, env=sandbox_env(), argv=kernel_argv,
                    rlimits=rlimits, cgroup=cgroup)
+    try:
+        if limits.get("zygote"):
+            return _warm(limits["zygote"], request)
+        return _cold(request)
+    finally:
+        bwrap.kill()
+        bwrap.wait()
+
+
+def _warm(zygote, request):
+    """Have the zygote fork the kernel into the sandbox; its exit status."""
+    import socket
     status = 1
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         try:
@@ -260,9 +316,32 @@ def _launch_warm(zygote, cwd, private, runtime, jail, limits, kernel_argv, rlimi
                 status = json.loads(line).get("status", status)
         except OSError as error:
             print(f"convlab.classgrade: no warm kernel ({zygote}): {error}", file=sys.stderr)
-    bwrap.kill()
-    bwrap.wait()
     return status
+
+
+def _cold(request):
+    """Join the sandbox in a fork and start a new interpreter there; its exit status."""
+    import importlib.util
+    # by path: importing the package would import torch, which only the kernel needs
+    spec = importlib.util.spec_from_file_location("classgrade_zygote", Path(__file__).with_name("zygote.py"))
+    zygote = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zygote)
+    child = os.fork()
+    if child == 0:
+        code = 127
+        try:
+            zygote.enter_unprivileged(request)
+            os.chdir(request["cwd"])
+            kernel = os.fork()   # the first process in the sandbox's PID namespace
+            if kernel == 0:
+                command = [sys.executable, "-m", "convlab.classgrade.sandbox"] + request["argv"]
+                os.execve(command[0], command, request["env"])
+            code = os.waitstatus_to_exitcode(os.waitpid(kernel, 0)[1])
+        except BaseException as exc:  # noqa: BLE001 - reported, as the zygote does
+            os.write(2, f"convlab.classgrade: could not start the kernel: {exc}\n".encode())
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 
 
 def check():
@@ -279,8 +358,10 @@ def check():
         folders = [Path(tmp) / name for name in ("cwd", "private", "runtime")]
         for folder in folders:
             folder.mkdir()
-        args = bwrap_argv(cwd=folders[0], private=folders[1], runtime=folders[2], jail=jail,
-                          command=[sys.executable, "-c", "import convlab, os; print(os.getuid())"])
+        write_private(folders[1])
+        (folders[2] / "kernel.json").write_text("{}")
+        args = bwrap_argv(cwd=folders[0], private=folders[1], connection_file=folders[2] / "kernel.json",
+                          jail=jail, command=[sys.executable, "-c", "import convlab, os; print(os.getuid())"])
         try:
             proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
         except OSError as error:

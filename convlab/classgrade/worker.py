@@ -337,6 +337,7 @@ def prepare(job):
     kernel = ["-m", "convlab.classgrade.sandbox", "--private", str(private), "-f", "{connection_file}"]
     if sandboxed:
         jail.write_jail(jail_dir, job.get("limits"), zygote=job.get("zygote"))
+        jail.write_private(private)
         # run by path: ``-m`` would import convlab (and torch) just to start bwrap
         kernel = [jail.__file__, "--jail", str(jail_dir)] + kernel[2:]
     kernel_dir = work / "share" / "jupyter" / "kernels" / "classgrade"

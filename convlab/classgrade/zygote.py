@@ -11,11 +11,11 @@ launcher, once bubblewrap has built that submission's sandbox and is holding
 it open. The zygote forks; the fork
 
 1. takes the launcher's stdin, stdout and stderr and closes everything else;
-2. joins the sandbox's pids cgroup and sets its resource limits;
+2. joins the sandbox's pids cgroup;
 3. enters the sandbox's namespaces with ``setns(2)``, as ``nsenter(1)`` does
    (mount, network, IPC, UTS, cgroup and PID, then the user namespace whose
    uid 65534 it becomes): from here on it sees only what bwrap put there;
-4. drops every capability, and sets ``no_new_privs``;
+4. drops every capability, sets ``no_new_privs`` and the resource limits;
 5. forks the kernel (the first process that lives in the sandbox's PID
    namespace), which runs :func:`convlab.classgrade.sandbox.main` with the
    imports already done, waits for it and reports its exit status to the
@@ -96,6 +96,19 @@ def drop_privileges():
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
+def enter_unprivileged(request):
+    """Enter the sandbox of ``request`` with no privilege, under its limits.
+
+    ``RLIMIT_NPROC`` is set once inside: in the sandbox's user namespace it counts the
+    processes of that namespace alone (the grader's own are not counted against it).
+    """
+    import resource
+    enter(request["sandbox_pid"])
+    drop_privileges()
+    for name, value in request.get("rlimits", {}).items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+
+
 def assert_unprivileged():
     """Raise unless this process has no capability and ``no_new_privs`` (read in its own /proc)."""
     with open("/proc/self/status") as f:
@@ -142,12 +155,7 @@ def _child(conn, fds, request):
         if request.get("cgroup"):
             with open(os.path.join(request["cgroup"], "cgroup.procs"), "w") as f:
                 f.write(str(os.getpid()))
-        import resource
-        for name, value in request.get("rlimits", {}).items():
-            resource.setrlimit(getattr(resource, name), (value, value))
-        if request.get("sandbox_pid"):
-            enter(request["sandbox_pid"])
-            drop_privileges()
+        enter_unprivileged(request)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
