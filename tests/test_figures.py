@@ -1,5 +1,7 @@
 """convlab.figures draws every value of a tensor in its own cell, and shades the cells asked for."""
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -27,6 +29,10 @@ def drawn_values(ax):
     return {(int(t.get_position()[1]), int(t.get_position()[0])): t.get_text() for t in ax.texts}
 
 
+def rgba(color, alpha=None):
+    return tuple(round(x, 6) for x in matplotlib.colors.to_rgba(color, alpha))
+
+
 def shaded(ax):
     return {(int(p.get_y()), int(p.get_x())) for p in ax.patches if p.get_facecolor() != WHITE}
 
@@ -47,6 +53,29 @@ def test_grid_draws_each_value_in_its_cell_and_shades_the_cells_asked_for(rows, 
             {(r, c): A[r, c].item() for r, c in cells}
         assert shaded(ax) == set(shade)
         assert ax.get_title() == "A"
+    finally:
+        plt.close(fig)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 6), cols=st.integers(1, 6), data=st.data())
+def test_grid_greys_the_padding_and_gives_each_shaded_cell_its_colour(rows, cols, data):
+    ph, pw = data.draw(st.integers(0, (rows - 1) // 2)), data.draw(st.integers(0, (cols - 1) // 2))
+    cells = [(r, c) for r in range(rows) for c in range(cols)]
+    shade = data.draw(st.dictionaries(st.sampled_from(cells),
+                                      st.sampled_from(["tab:red", "tab:blue", "tab:orange"])))
+    fig, ax = plt.subplots()
+    try:
+        figures.grid(ax, torch.zeros(rows, cols), shade=shade, padding=(ph, pw))
+        padding = {(r, c) for r, c in cells if not (ph <= r < rows - ph and pw <= c < cols - pw)}
+        faces = {(int(p.get_y()), int(p.get_x())): rgba(p.get_facecolor()) for p in ax.patches}
+        expected = {cell: rgba(shade[cell], 0.4) if cell in shade
+                    else rgba(figures.PADDING_COLOR) if cell in padding
+                    else WHITE for cell in cells}
+        assert faces == expected
+        grey = {cell for cell, text in zip(cells, ax.texts) if text.get_color() == figures.PADDING_TEXT}
+        assert grey == padding
+        assert all(text.get_color() in ("black", figures.PADDING_TEXT) for text in ax.texts)
     finally:
         plt.close(fig)
 
@@ -85,6 +114,12 @@ def test_use_book_style_sets_every_text_size_of_the_style():
 def test_grid_rejects_what_it_cannot_draw(ax, A, message):
     with pytest.raises(ValueError, match=message):
         figures.grid(ax, A)
+
+
+@pytest.mark.parametrize("padding", [-1, (0, 2), (1, 0), 3])
+def test_grid_rejects_padding_that_leaves_no_cell_inside(ax, padding):
+    with pytest.raises(ValueError, match=rf"padding must be >= 0 .* 2x4 grid .*, got {re.escape(str(padding))}$"):
+        figures.grid(ax, torch.zeros(2, 4), padding=padding)
 
 
 def test_grid_rejects_a_shaded_cell_outside_the_grid(ax):
