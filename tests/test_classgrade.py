@@ -270,11 +270,21 @@ def lms_postgres_run(course, tmp_path_factory):
     """Canvas-style download (a zip of '<student>_<ids>_<file>') into a PostgreSQL gradebook."""
     tmp = tmp_path_factory.mktemp("lms")
     archive = tmp / "canvas.zip"
-    with zipfile.ZipFile(archive, "w") as z:
+    with postgres_server() as url, zipfile.ZipFile(archive, "w") as z:
         z.write(HOSTILE / "submitted" / "correct" / "tiny" / "tiny.ipynb", "alice_1234_5678_tiny.ipynb")
         z.write(HOSTILE / "submitted" / "partial" / "tiny" / "tiny.ipynb", "bob_LATE_2345_6789_tiny-1.ipynb")
         z.write(HOSTILE / "submitted" / "invalid_json" / "tiny" / "tiny.ipynb", "carol_3456_7890_tiny.ipynb")
-    with postgres_server() as url:
+        # dave knows the gradebook's address and password (as if leaked) and tries to give himself 99
+        nb = nbformat.read(str(HOSTILE / "submitted" / "correct" / "tiny" / "tiny.ipynb"), as_version=4)
+        corpus.insert_after(nb, "corr2d", f"""import psycopg2
+try:
+    with psycopg2.connect({url.replace('postgresql+psycopg2', 'postgresql')!r}, connect_timeout=3) as db:
+        db.cursor().execute("UPDATE grade SET auto_score = 99")
+    print('gradebook changed')
+except psycopg2.Error as exc:
+    print('no gradebook:', exc)""")
+        z.writestr("dave_4567_8901_tiny.ipynb", nbformat.writes(nb))
+        z.close()
         result = grade_class(course, "tiny", archive, tmp / "out", workers=2, timeout=TIMEOUT,
                              memory="2G", wall=240, db_url=url, progress=False)
         from nbgrader.api import Gradebook
@@ -286,15 +296,18 @@ def lms_postgres_run(course, tmp_path_factory):
 
 def test_lms_download_is_collected_and_graded(lms_postgres_run):
     result, _, _, out = lms_postgres_run
-    assert sorted(result.results) == ["alice", "bob", "carol"]
-    assert {s: _score(r) for s, r in result.results.items()} == {"alice": 4, "bob": 2, "carol": 0}
+    assert sorted(result.results) == ["alice", "bob", "carol", "dave"]
+    assert {s: _score(r) for s, r in result.results.items()} == {"alice": 4, "bob": 2, "carol": 0, "dave": 4}
+    nb = nbformat.read(str(out / "autograded" / "dave" / "tiny" / "tiny.ipynb"), as_version=4)
+    said = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "no gradebook:" in said and "gradebook changed" not in said, said
     assert any("not a valid notebook" in f for f in result.results["carol"]["flags"])
     assert (out / "feedback" / "bob" / "tiny" / "tiny.html").exists()
 
 
 def test_postgresql_gradebook_holds_the_merged_grades(lms_postgres_run):
     result, stored, flagged, out = lms_postgres_run
-    assert stored == {"alice": 4, "bob": 2, "carol": 0}
+    assert stored == {"alice": 4, "bob": 2, "carol": 0, "dave": 4}
     attention = result.needs_attention
     assert flagged == set(attention), attention     # formgrader shows them as flagged
     assert "carol" in flagged
