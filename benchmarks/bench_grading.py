@@ -42,15 +42,41 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+def become_subreaper():
+    """Orphaned descendants come to this process, not to PID 1, so that their CPU time is
+    counted: a killed sandbox's processes (bwrap's, and a cold kernel under them) lose their
+    parent before anyone waits for them, and PID 1's accounts are no one's."""
+    import ctypes
+    PR_SET_CHILD_SUBREAPER = 36
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def reap_orphans(quiet=0.5):
+    """Wait for the orphans that came to this process (see :func:`become_subreaper`), until
+    none has ended for ``quiet`` seconds (a Dask cluster's processes, also children, live on)."""
+    last = time.monotonic()
+    while time.monotonic() - last < quiet:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            last = time.monotonic()
+        else:
+            time.sleep(0.02)
+
+
 def timed(cmd, **kw):
     return timed_cpu(cmd, **kw)[0]
 
 
 def timed_cpu(cmd, **kw):
-    """(wall seconds, CPU seconds of the command and all its descendants)."""
+    """(wall seconds, CPU seconds of the command and all its descendants, orphans included)."""
     c, t = children_cpu(), time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, env=env(), **kw)
-    return time.perf_counter() - t, children_cpu() - c
+    wall = time.perf_counter() - t
+    reap_orphans()
+    return wall, children_cpu() - c
 
 
 def build(tmp, n):
@@ -142,6 +168,7 @@ def main():
     parser.add_argument("--cold", action="store_true", help="also grade with a new interpreter per kernel")
     parser.add_argument("--dask", action="store_true", help="also grade through a local Dask scheduler")
     args = parser.parse_args()
+    become_subreaper()
     tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
         course, subs = build(tmp, args.n)
