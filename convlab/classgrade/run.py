@@ -203,7 +203,8 @@ class _Runner:
         # of a single-threaded server that imported nbgrader once
         self.ctx = multiprocessing.get_context(context)
         if context == "forkserver":
-            self.ctx.set_forkserver_preload(["convlab.classgrade.run", "nbgrader.apps", "nbclient"])
+            # and "__main__" (the `dask worker` script), which each child would otherwise run again
+            self.ctx.set_forkserver_preload(["__main__", "convlab.classgrade.run"] + worker.WARM_IMPORTS)
 
     def run(self, jobs, on_result):
         running = {}   # sentinel -> (proc, conn, job, start)
@@ -429,7 +430,8 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
                       config=json.loads(json.dumps(plain, default=str)))
         jobs = [dict(common, student=s, submission_dir=str(d), work=str(tmp / "work" / str(i)))
                 for i, (s, d) in enumerate(students.items())]
-        worker.warm_up()   # imports every grading child needs, done once before the forks
+        # imports (and feedback templates) every grading child needs, once before the forks
+        worker.warm_up(release.values(), feedback=feedback and not scheduler)
         if zygote is not None:
             zygote.ready()
         result = ClassResult(out=out, db_url=db_url,

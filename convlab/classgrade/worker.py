@@ -92,20 +92,84 @@ def _scratch_sqlite():
         event.listen(Engine, "connect", _scratch_sqlite_connect)
 
 
-def warm_up():
-    """Import, in the grader before it forks the grading children, what each child would
-    otherwise import again: the kernel machinery (jupyter_client's kernelspec imports
-    IPython), nbgrader's converters and preprocessors, nbconvert's exporters."""
-    import IPython  # noqa: F401
-    import jupyter_client.kernelspec  # noqa: F401
-    import nbclient  # noqa: F401
-    import nbconvert.exporters  # noqa: F401
-    import nbconvert.preprocessors  # noqa: F401
-    import nbgrader.apps  # noqa: F401
-    import nbgrader.converters  # noqa: F401
-    import nbgrader.preprocessors  # noqa: F401
-    import pygments.formatters.html  # noqa: F401
-    import pygments.lexers.python  # noqa: F401
+# what each grading child would otherwise import again: the kernel machinery (jupyter_client's
+# kernelspec imports IPython), nbgrader's converters and preprocessors, nbconvert's exporters
+WARM_IMPORTS = ["IPython", "jupyter_client.kernelspec", "nbclient", "nbconvert.exporters",
+                "nbconvert.preprocessors", "nbgrader.apps", "nbgrader.converters", "nbgrader.preprocessors",
+                "pygments.formatters.html", "pygments.lexers.python"]
+
+
+_COMPILED_TEMPLATES = {}   # Jinja bytecode cache key -> (source checksum, code)
+
+
+def _share_compiled_templates():
+    """nbconvert compiles its Jinja templates again in every exporter, so every child
+    compiled the feedback templates (~0.2 s): give every exporter's environment one
+    in-memory bytecode cache, filled once in the grader before it forks. A template whose
+    source changed has another checksum and is compiled again."""
+    import jinja2
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    if getattr(TemplateExporter._create_environment, "classgrade_cache", False):
+        return
+
+    class Cache(jinja2.BytecodeCache):
+        @staticmethod
+        def _key(bucket):
+            env = bucket.environment
+            return bucket.key, env.is_async, tuple(sorted(env.extensions))
+
+        def load_bytecode(self, bucket):
+            hit = _COMPILED_TEMPLATES.get(self._key(bucket))
+            if hit is not None and hit[0] == bucket.checksum:
+                bucket.code = hit[1]
+
+        def dump_bytecode(self, bucket):
+            _COMPILED_TEMPLATES[self._key(bucket)] = (bucket.checksum, bucket.code)
+
+    cache, create = Cache(), TemplateExporter._create_environment
+
+    def _create_environment(self):
+        environment = create(self)
+        environment.bytecode_cache = cache
+        return environment
+
+    _create_environment.classgrade_cache = True
+    TemplateExporter._create_environment = _create_environment
+
+
+def _feedback_exporter():
+    """An HTML exporter configured as nbgrader's GenerateFeedback configures its own."""
+    import nbgrader.converters
+    from nbconvert.exporters import HTMLExporter
+    from traitlets.config import Config
+    here = Path(nbgrader.converters.__file__).resolve().parent.parent / "server_extensions" / "formgrader"
+    config = Config()
+    config.HTMLExporter.template_name = "feedback"
+    config.HTMLExporter.extra_template_basedirs = [str(here / "templates")]
+    config.HTMLExporter.extra_template_paths = [str(here / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
+    return HTMLExporter(config=config)
+
+
+def warm_up(notebooks=(), feedback=False):
+    """Import :data:`WARM_IMPORTS`, in the grader before it forks the grading children; with
+    ``feedback``, compile the feedback templates once by rendering ``notebooks``."""
+    for name in WARM_IMPORTS:
+        __import__(name)
+    for nb in notebooks:   # nbformat builds its schema validator on first use
+        nbformat.validate(nbformat.from_dict(json.loads(json.dumps(nb))))
+    if feedback:
+        _share_compiled_templates()
+        for nb in notebooks:
+            nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+            for cell in nb.cells:   # as nbgrader's GetGrades leaves them
+                if "nbgrader" in cell.get("metadata", {}):
+                    cell.metadata.nbgrader.update(score=0.0, points=cell.metadata.nbgrader.get("points", 0.0),
+                                                  comment="")
+            try:
+                _feedback_exporter().from_notebook_node(
+                    nb, dict(nbgrader=dict(score=0.0, max_score=0.0, late_penalty=0.0, notebook="warm-up")))
+            except Exception:  # noqa: BLE001 - the templates compiled so far are cached anyway
+                pass
 
 
 def grade_cells(nb):
