@@ -20,9 +20,11 @@ The workers need the course environment (this package, nbgrader, torch),
 them with ``dask worker ADDRESS --no-nanny`` or with the environment
 variable ``DASK_DISTRIBUTED__WORKER__DAEMON=False``.
 """
+import contextlib
 import io
 import multiprocessing
 import shutil
+import sys
 import tarfile
 import tempfile
 import threading
@@ -97,6 +99,24 @@ def _worker_zygote(wait=True):
         return _zygote.path
 
 
+@contextlib.contextmanager
+def _main_not_rerun():
+    """multiprocessing runs the parent's ``__main__`` again in each forkserver child (the
+    `dask worker` script, which imports dask and its CLI: ~0.5 s of CPU per submission;
+    preloading "__main__" does not help on Python 3.11). The grading child needs nothing
+    of it: hide the script from multiprocessing while this task starts its child."""
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+        if "__spec__" not in saved:
+            del main.__spec__
+
+
 def grade_task(job, common):
     """A Dask task: grade one submission on this worker; return its result, files as bytes."""
     from .run import _Runner
@@ -114,7 +134,8 @@ def grade_task(job, common):
         if job.get("sandbox") and job.pop("warm", True):
             job["zygote"] = _worker_zygote()
         done = []
-        _Runner(1, job["wall"], context="forkserver").run([job], lambda j, r: done.append(r))
+        with _main_not_rerun():
+            _Runner(1, job["wall"], context="forkserver").run([job], lambda j, r: done.append(r))
         result = done[0]
         for kind in ("autograded", "feedback"):
             folder = result.pop(kind, None)

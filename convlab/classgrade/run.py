@@ -203,8 +203,7 @@ class _Runner:
         # of a single-threaded server that imported nbgrader once
         self.ctx = multiprocessing.get_context(context)
         if context == "forkserver":
-            # and "__main__" (the `dask worker` script), which each child would otherwise run again
-            self.ctx.set_forkserver_preload(["__main__", "convlab.classgrade.run"] + worker.WARM_IMPORTS)
+            self.ctx.set_forkserver_preload(["convlab.classgrade.run"] + worker.WARM_IMPORTS)
 
     def run(self, jobs, on_result):
         running = {}   # sentinel -> (proc, conn, job, start)
