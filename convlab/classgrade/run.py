@@ -203,7 +203,7 @@ class _Runner:
         # of a single-threaded server that imported nbgrader once
         self.ctx = multiprocessing.get_context(context)
         if context == "forkserver":
-            self.ctx.set_forkserver_preload(["convlab.classgrade.run"] + worker.WARM_IMPORTS)
+            self.ctx.set_forkserver_preload(["convlab.classgrade.run", "convlab.classgrade.warm"])
 
     def run(self, jobs, on_result):
         running = {}   # sentinel -> (proc, conn, job, start)

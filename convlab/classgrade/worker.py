@@ -155,6 +155,15 @@ def warm_up(notebooks=(), feedback=False):
     ``feedback``, compile the feedback templates once by rendering ``notebooks``."""
     for name in WARM_IMPORTS:
         __import__(name)
+    # nbgrader's ORM mappers are configured on first use (~0.25 s), sqlite's dialect loaded
+    import nbgrader.api  # noqa: F401
+    import sqlalchemy
+    from sqlalchemy.orm import configure_mappers
+    configure_mappers()
+    engine = sqlalchemy.create_engine("sqlite://")
+    with engine.connect():
+        pass
+    engine.dispose()
     for nb in notebooks:   # nbformat builds its schema validator on first use
         nbformat.validate(nbformat.from_dict(json.loads(json.dumps(nb))))
     if feedback:
