@@ -14,6 +14,7 @@ start, imports, kernel start, ``import torch`` in the kernel.
 Not a test: timings depend on the machine and its load.
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -42,15 +43,97 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+def become_subreaper():
+    """Orphaned descendants come to this process, not to PID 1, so that their CPU time is
+    counted: a killed sandbox's processes (bwrap's, and a cold kernel under them) lose their
+    parent before anyone waits for them, and PID 1's accounts are no one's."""
+    import ctypes
+    PR_SET_CHILD_SUBREAPER = 36
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def reap_orphans(quiet=0.5):
+    """Wait for the orphans that came to this process (see :func:`become_subreaper`), until
+    none has ended for ``quiet`` seconds (a Dask cluster's processes, also children, live on)."""
+    last = time.monotonic()
+    while time.monotonic() - last < quiet:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            last = time.monotonic()
+        else:
+            time.sleep(0.02)
+
+
+class ColdKernelSampler:
+    """CPU seconds of the cold kernels (``python -m convlab.classgrade.sandbox`` under bwrap),
+    sampled from /proc every ``interval`` seconds while a run lasts.
+
+    No wait returns their CPU time: a kernel is killed by the death of its PID namespace's
+    init, which reaps it with SIGCHLD ignored (the kernel's zap_pid_ns_processes), so its
+    rusage reaches no parent. (A warm kernel is the child of a zygote fork outside that
+    namespace, which waits for it: its time is counted.) The last interval of each kernel's
+    life is missed, so this undercounts slightly.
+    """
+
+    def __init__(self, interval=0.05):
+        import threading
+        self.interval, self.seen, self.kernels = interval, {}, {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    @property
+    def seconds(self):
+        return sum(self.kernels.values())
+
+    def _run(self):
+        tick = os.sysconf("SC_CLK_TCK")
+        while not self.stop.wait(self.interval):
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{entry.name}/stat", "rb") as f:
+                        fields = f.read().rsplit(b")", 1)[1].split()
+                    key = (entry.name, fields[19])          # pid and start time
+                    if key not in self.seen:
+                        with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                            argv = f.read().split(b"\0")
+                        self.seen[key] = os.path.basename(argv[0]).startswith(b"python") and \
+                            b"convlab.classgrade.sandbox" in argv
+                    if self.seen[key]:
+                        self.kernels[key] = (int(fields[11]) + int(fields[12])) / tick
+                except (OSError, IndexError):
+                    continue
+
+
+def process_cpu(pid):
+    """CPU seconds (user + system) of the running process ``pid`` itself."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(cmd, **kw):
     return timed_cpu(cmd, **kw)[0]
 
 
 def timed_cpu(cmd, **kw):
-    """(wall seconds, CPU seconds of the command and all its descendants)."""
+    """(wall seconds, CPU seconds of the command and all its descendants, orphans included)."""
     c, t = children_cpu(), time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, env=env(), **kw)
-    return time.perf_counter() - t, children_cpu() - c
+    wall = time.perf_counter() - t
+    reap_orphans()
+    return wall, children_cpu() - c
 
 
 def build(tmp, n):
@@ -142,6 +225,7 @@ def main():
     parser.add_argument("--cold", action="store_true", help="also grade with a new interpreter per kernel")
     parser.add_argument("--dask", action="store_true", help="also grade through a local Dask scheduler")
     args = parser.parse_args()
+    become_subreaper()
     tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
         course, subs = build(tmp, args.n)
@@ -159,19 +243,34 @@ def main():
         for flag, label in [("cold", "--cold (a new interpreter per kernel)"), ("dask", "--scheduler, local Dask")]:
             if not getattr(args, flag):
                 continue
-            procs = []
+            procs, cluster_cpu = [], 0.0
             extra = ["--cold"]
             if flag == "dask":
+                before = children_cpu()
                 address, procs = dask_cluster(args.workers)
+                # the cluster's own start (its imports) is not the grading's
+                started = sum(process_cpu(proc.pid) for proc in procs)
                 extra = ["--scheduler", address]
+            sampler = ColdKernelSampler()
             try:
-                (t, cpu), db, _ = parallel(tmp, course, subs, args.workers, args.feedback, extra, flag)
+                with sampler if flag == "cold" else contextlib.nullcontext():
+                    (t, cpu), db, _ = parallel(tmp, course, subs, args.workers, args.feedback, extra, flag)
             finally:
                 for proc in procs:
                     proc.terminate()
                     proc.wait()
-            # the Dask workers are not the command's children: their CPU time is not in `cpu`
-            cpu_text = "" if flag == "dask" else f"; CPU {cpu / args.n:.2f} s/notebook"
+                if procs:
+                    reap_orphans(quiet=2.0)   # a zygote notices its worker gone within 1 s
+                    # the scheduler's and workers' CPU, and their descendants' (zygotes, kernels)
+                    cluster_cpu = children_cpu() - before - cpu - started
+            cpu_text = f"; CPU {(cpu + cluster_cpu) / args.n:.2f} s/notebook"
+            if flag == "cold":
+                cpu += sampler.seconds
+                cpu_text = (f"; CPU {cpu / args.n:.2f} s/notebook (of which the kernels, sampled from /proc: "
+                            f"{sampler.seconds / args.n:.2f})")
+            if flag == "dask":
+                cpu_text += (f" (the command {cpu / args.n:.2f}, the cluster {cluster_cpu / args.n:.2f}, "
+                             f"less its start-up {started:.1f} s)")
             print(f"{label}: {t:7.1f} s ({t / args.n:.2f} s/notebook), {t / t_par:.2f}x the time of the "
                   f"local run{cpu_text}; grades identical: {grades(db) == grades(db_seq)}")
         stages = {}

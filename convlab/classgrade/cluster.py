@@ -20,18 +20,22 @@ The workers need the course environment (this package, nbgrader, torch),
 them with ``dask worker ADDRESS --no-nanny`` or with the environment
 variable ``DASK_DISTRIBUTED__WORKER__DAEMON=False``.
 """
+import contextlib
 import io
 import multiprocessing
 import shutil
+import sys
 import tarfile
 import tempfile
+import threading
 from pathlib import Path
 
 DAEMONIC = ("convlab.classgrade: this Dask worker runs tasks in a daemonic process, which cannot "
             "start grading processes; start the workers with 'dask worker ADDRESS --no-nanny', or "
             "set DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment")
 
-_zygote = None          # one per worker process, started by its first task
+_zygote = None          # one per worker process, started by prepare or its first task
+_zygote_lock = threading.Lock()
 
 
 class ClusterUnavailable(RuntimeError):
@@ -67,14 +71,50 @@ def probe(sandbox):
     return None
 
 
-def _worker_zygote():
+def prepare(sandbox, warm):
+    """Run on every worker before grading, all at once: :func:`probe`, then start what the
+    worker's first task would otherwise start (its zygote, the forkserver of its grading
+    processes) without waiting for their imports."""
+    why = probe(sandbox)
+    if why is None:
+        if sandbox and warm:
+            _worker_zygote(wait=False)
+        from multiprocessing import forkserver
+        from .run import _Runner
+        _Runner(1, 0, context="forkserver")   # sets the forkserver's imports
+        forkserver.ensure_running()
+    return why
+
+
+def _worker_zygote(wait=True):
     global _zygote
-    if _zygote is None or _zygote.proc.poll() is not None:
-        import atexit
-        from .zygote import Zygote
-        _zygote = Zygote(tempfile.mkdtemp(prefix="classgrade-zygote-"))
-        atexit.register(_zygote.close)
-    return _zygote.path
+    with _zygote_lock:
+        if _zygote is None or _zygote.proc.poll() is not None:
+            import atexit
+            from .zygote import Zygote
+            _zygote = Zygote(tempfile.mkdtemp(prefix="classgrade-zygote-"), wait=False)
+            atexit.register(_zygote.close)
+        if wait:
+            _zygote.ready()
+        return _zygote.path
+
+
+@contextlib.contextmanager
+def _main_not_rerun():
+    """multiprocessing runs the parent's ``__main__`` again in each forkserver child (the
+    `dask worker` script, which imports dask and its CLI: ~0.5 s of CPU per submission;
+    preloading "__main__" does not help on Python 3.11). The grading child needs nothing
+    of it: hide the script from multiprocessing while this task starts its child."""
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+        if "__spec__" not in saved:
+            del main.__spec__
 
 
 def grade_task(job, common):
@@ -94,7 +134,8 @@ def grade_task(job, common):
         if job.get("sandbox") and job.pop("warm", True):
             job["zygote"] = _worker_zygote()
         done = []
-        _Runner(1, job["wall"], context="forkserver").run([job], lambda j, r: done.append(r))
+        with _main_not_rerun():
+            _Runner(1, job["wall"], context="forkserver").run([job], lambda j, r: done.append(r))
         result = done[0]
         for kind in ("autograded", "feedback"):
             folder = result.pop(kind, None)
@@ -112,7 +153,8 @@ def run(address, jobs, on_result, *, template_db, source_dir, warm, wall):
     from distributed import Client, as_completed
     from . import jail
     with Client(address, timeout="60s") as client:
-        refusals = {w: why for w, why in client.run(probe, bool(jobs and jobs[0]["sandbox"])).items() if why}
+        refusals = {w: why for w, why in client.run(prepare, bool(jobs and jobs[0]["sandbox"]), warm).items()
+                    if why}
         if refusals:
             worker, why = sorted(refusals.items())[0]
             raise ClusterUnavailable(f"{why} (worker {worker}; {len(refusals)} of the cluster's workers)")

@@ -203,7 +203,7 @@ class _Runner:
         # of a single-threaded server that imported nbgrader once
         self.ctx = multiprocessing.get_context(context)
         if context == "forkserver":
-            self.ctx.set_forkserver_preload(["convlab.classgrade.run", "nbgrader.apps", "nbclient"])
+            self.ctx.set_forkserver_preload(["convlab.classgrade.run", "convlab.classgrade.warm"])
 
     def run(self, jobs, on_result):
         running = {}   # sentinel -> (proc, conn, job, start)
@@ -382,14 +382,11 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     from . import report as report_mod
 
     t_start = time.monotonic()
-    if sandbox and not scheduler:   # a cluster's workers check their own sandboxes
-        jail.check()
     # nbgrader runs `alembic` (and kernels run python) from PATH: put this interpreter's bin first
     bindir = os.path.dirname(os.path.abspath(sys.executable))
     if not os.environ.get("PATH", "").startswith(bindir + os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     course, out = Path(course).resolve(), Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     config = load_course_config(course)
     source_name = config.CourseDirectory.get("source_directory", "source")
     source_dir = course / source_name / assignment
@@ -402,13 +399,21 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     course_id = config.CourseDirectory.get("course_id", "") or (
         "" if db_url.startswith("sqlite") else "default_course")
     memory_bytes = parse_bytes(memory)
-    _alembic_head_in_process()
-    tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
     zygote = None
+    if sandbox and warm and not scheduler:
+        # its imports (~2 s) run while this process checks the sandbox and generates
+        from .zygote import Zygote
+        zygote = Zygote(tempfile.mkdtemp(prefix="classgrade-zygote-"), wait=False)
     try:
-        if sandbox and warm and not scheduler:
-            from .zygote import Zygote
-            zygote = Zygote(tmp)
+        if sandbox and not scheduler:   # a cluster's workers check their own sandboxes
+            jail.check()
+        out.mkdir(parents=True, exist_ok=True)
+        _alembic_head_in_process()
+    except BaseException:
+        _close_zygote(zygote)
+        raise
+    tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
+    try:
         template_db = tmp / "template.db"
         release_dir = _generate(config, source_dir, assignment, tmp / "template", f"sqlite:///{template_db}")
         # always, as nbgrader does: a changed source updates the gradebook, or nbgrader refuses
@@ -424,6 +429,10 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
                       config=json.loads(json.dumps(plain, default=str)))
         jobs = [dict(common, student=s, submission_dir=str(d), work=str(tmp / "work" / str(i)))
                 for i, (s, d) in enumerate(students.items())]
+        # imports (and feedback templates) every grading child needs, once before the forks
+        worker.warm_up(release.values(), feedback=feedback and not scheduler)
+        if zygote is not None:
+            zygote.ready()
         result = ClassResult(out=out, db_url=db_url,
                              sandbox="bwrap" if sandbox else "none (--no-sandbox)")
 
@@ -482,7 +491,12 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
         report_mod.write_report(result, assignment, out)
         return result
     finally:
-        if zygote is not None:
-            zygote.close()
+        _close_zygote(zygote)
         if not keep_work:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _close_zygote(zygote):
+    if zygote is not None:
+        zygote.close()
+        shutil.rmtree(os.path.dirname(zygote.path), ignore_errors=True)

@@ -225,7 +225,8 @@ def main(argv=None):
 
     app = IPKernelApp.instance()
     # CRITICAL: no "To connect another client to this kernel" banner on the grader's terminal
-    app.initialize(argv + ["--IPKernelApp.log_level=CRITICAL"])
+    # no history database: an sqlite file and a saving thread that grading never reads
+    app.initialize(argv + ["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.enabled=False"])
     shell = app.shell
     namespace = {"get_ipython": lambda: shell}
     exec(FINGERPRINT_SOURCE, namespace)

@@ -17,8 +17,12 @@ import time
 import uuid
 import warnings
 from pathlib import Path
+from queue import Empty
 
 import nbformat
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import DottedObjectName
 
 from . import audit, jail, ledger, sandbox
 
@@ -26,6 +30,155 @@ from . import audit, jail, ledger, sandbox
 warnings.filterwarnings("ignore", message=r"Object of type <Submitted", module=r"nbgrader\.api")
 
 CHECK_PREFIX = "# Added by convlab.classgrade"
+
+
+# The kernel handshake and shutdown of jupyter_client wait on fixed timers: after the
+# kernel_info reply, wait_for_ready drains IOPub until 0.2 s pass without a message, and a
+# killed kernel is polled every 0.1 s. Each submission paid ~0.3 s of idle wall time for them.
+class KernelClient(AsyncKernelClient):
+    """jupyter_client's client, ready as soon as IOPub has delivered the kernel_info request's
+    own ``idle`` status (so IOPub is connected and that request's messages are drained; a
+    later message of an earlier request is one nbclient ignores, by its parent id)."""
+
+    async def wait_for_ready(self, timeout=None):
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            msg_id = self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                iopub_deadline = time.monotonic() + 0.2   # as jupyter_client: else start over
+                while True:
+                    try:
+                        msg = await self.iopub_channel.get_msg(timeout=max(0.0, iopub_deadline - time.monotonic()))
+                    except Empty:
+                        break
+                    if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status" \
+                            and msg["content"].get("execution_state") == "idle":
+                        self._handle_kernel_info_reply(reply)
+                        return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+
+class KernelManager(AsyncKernelManager):
+    """jupyter_client's manager with :class:`KernelClient`, and a killed kernel's exit
+    noticed within 5 ms instead of 100 ms."""
+
+    client_class = DottedObjectName(f"{__name__}.KernelClient")
+
+    async def _async_wait(self, pollinterval=0.1):
+        await super()._async_wait(pollinterval=0.005)
+
+
+def _scratch_sqlite_connect(dbapi_connection, _record):
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.execute("PRAGMA journal_mode=MEMORY")
+        cursor.close()
+
+
+def _scratch_sqlite():
+    """This process's sqlite connections skip fsync: a grading child opens only its private
+    copy of the gradebook, deleted after the run (the parent writes the real one)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    if not event.contains(Engine, "connect", _scratch_sqlite_connect):
+        event.listen(Engine, "connect", _scratch_sqlite_connect)
+
+
+# what each grading child would otherwise import again: the kernel machinery (jupyter_client's
+# kernelspec imports IPython), nbgrader's converters and preprocessors, nbconvert's exporters
+WARM_IMPORTS = ["IPython", "jupyter_client.kernelspec", "nbclient", "nbconvert.exporters",
+                "nbconvert.preprocessors", "nbgrader.apps", "nbgrader.converters", "nbgrader.preprocessors",
+                "pygments.formatters.html", "pygments.lexers.python"]
+
+
+_COMPILED_TEMPLATES = {}   # Jinja bytecode cache key -> (source checksum, code)
+
+
+def _share_compiled_templates():
+    """nbconvert compiles its Jinja templates again in every exporter, so every child
+    compiled the feedback templates (~0.2 s): give every exporter's environment one
+    in-memory bytecode cache, filled once in the grader before it forks. A template whose
+    source changed has another checksum and is compiled again."""
+    import jinja2
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    if getattr(TemplateExporter._create_environment, "classgrade_cache", False):
+        return
+
+    class Cache(jinja2.BytecodeCache):
+        @staticmethod
+        def _key(bucket):
+            env = bucket.environment
+            return bucket.key, env.is_async, tuple(sorted(env.extensions))
+
+        def load_bytecode(self, bucket):
+            hit = _COMPILED_TEMPLATES.get(self._key(bucket))
+            if hit is not None and hit[0] == bucket.checksum:
+                bucket.code = hit[1]
+
+        def dump_bytecode(self, bucket):
+            _COMPILED_TEMPLATES[self._key(bucket)] = (bucket.checksum, bucket.code)
+
+    cache, create = Cache(), TemplateExporter._create_environment
+
+    def _create_environment(self):
+        environment = create(self)
+        environment.bytecode_cache = cache
+        return environment
+
+    _create_environment.classgrade_cache = True
+    TemplateExporter._create_environment = _create_environment
+
+
+def _feedback_exporter():
+    """An HTML exporter configured as nbgrader's GenerateFeedback configures its own."""
+    import nbgrader.converters
+    from nbconvert.exporters import HTMLExporter
+    from traitlets.config import Config
+    here = Path(nbgrader.converters.__file__).resolve().parent.parent / "server_extensions" / "formgrader"
+    config = Config()
+    config.HTMLExporter.template_name = "feedback"
+    config.HTMLExporter.extra_template_basedirs = [str(here / "templates")]
+    config.HTMLExporter.extra_template_paths = [str(here / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
+    return HTMLExporter(config=config)
+
+
+def warm_up(notebooks=(), feedback=False):
+    """Import :data:`WARM_IMPORTS`, in the grader before it forks the grading children; with
+    ``feedback``, compile the feedback templates once by rendering ``notebooks``."""
+    for name in WARM_IMPORTS:
+        __import__(name)
+    # nbgrader's ORM mappers are configured on first use (~0.25 s), sqlite's dialect loaded
+    import nbgrader.api  # noqa: F401
+    import sqlalchemy
+    from sqlalchemy.orm import configure_mappers
+    configure_mappers()
+    engine = sqlalchemy.create_engine("sqlite://")
+    with engine.connect():
+        pass
+    engine.dispose()
+    for nb in notebooks:   # nbformat builds its schema validator on first use
+        nbformat.validate(nbformat.from_dict(json.loads(json.dumps(nb))))
+    if feedback:
+        _share_compiled_templates()
+        for nb in notebooks:
+            nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+            for cell in nb.cells:   # as nbgrader's GetGrades leaves them
+                if "nbgrader" in cell.get("metadata", {}):
+                    cell.metadata.nbgrader.update(score=0.0, points=cell.metadata.nbgrader.get("points", 0.0),
+                                                  comment="")
+            try:
+                _feedback_exporter().from_notebook_node(
+                    nb, dict(nbgrader=dict(score=0.0, max_score=0.0, late_penalty=0.0, notebook="warm-up")))
+            except Exception:  # noqa: BLE001 - the templates compiled so far are cached anyway
+                pass
 
 
 def grade_cells(nb):
@@ -382,6 +535,7 @@ def grade_one(job):
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYDEVD_DISABLE_FILE_VALIDATION="1")
     os.environ.update(env)
+    _scratch_sqlite()
     baseline = private / "baseline.json"
     for name, release_nb in job["release"].items():
         if job.get("blank"):
@@ -408,6 +562,7 @@ def grade_one(job):
     # group) instead of a graceful shutdown, which waits ~1 s for the interpreter to tear
     # torch down and would also run any atexit hook a submission registered
     config.Execute.shutdown_kernel = "immediate"
+    config.Execute.kernel_manager_class = KernelManager
     config.OverwriteCells.add_missing_cells = True
     # nbgrader's feedback shows the hidden tests' source (nbgrader #917): clear them first
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor

@@ -36,7 +36,8 @@ import sys
 import time
 
 # the kernel's own imports, and those of the kernel's start (they need no sandbox)
-PREIMPORT = ["convlab.classgrade.sandbox", "convlab.classgrade.ledger", "ipykernel.kernelapp"]
+# (ipykernel.debugger: the kernel imports it, and debugpy, as it starts; no thread)
+PREIMPORT = ["convlab.classgrade.sandbox", "convlab.classgrade.ledger", "ipykernel.kernelapp", "ipykernel.debugger"]
 # setns(2) flags; NS_GET_USERNS (ioctl_ns(2)) names the user namespace that owns a namespace
 CLONE = dict(user=0x10000000, mnt=0x00020000, net=0x40000000, ipc=0x08000000,
              uts=0x04000000, cgroup=0x02000000, pid=0x20000000)
@@ -182,6 +183,7 @@ def _child(conn, fds, request):
 def serve(path):
     """The zygote's main loop: import once, then fork a kernel per request."""
     from . import sandbox
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"   # debugpy's warning on import
     for name in PREIMPORT + sandbox.PREIMPORT:
         __import__(name)
     parent = os.getppid()
@@ -191,14 +193,20 @@ def serve(path):
     listener.listen(64)
     print("ready", flush=True)
     stopping = []
+    # SIGTERM wakes the select at once (it would otherwise run to its timeout)
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     while os.getppid() == parent and not stopping:   # the grader is gone: so is the zygote
         try:
-            ready, _, _ = select.select([listener], [], [], 1.0)
+            ready, _, _ = select.select([listener, wake_read], [], [], 1.0)
         except InterruptedError:
             continue
         _reap()
-        if not ready or stopping:
+        if listener not in ready or stopping:
+            if wake_read in ready:
+                os.read(wake_read, 4096)
             continue
         conn, _ = listener.accept()
         try:
@@ -209,6 +217,9 @@ def serve(path):
             continue
         if os.fork() == 0:
             listener.close()
+            signal.set_wakeup_fd(-1)
+            os.close(wake_read)
+            os.close(wake_write)
             _child(conn, fds, request)
         conn.close()
         for fd in fds:
@@ -231,7 +242,9 @@ def _reap(block=False):
 class Zygote:
     """A running zygote, started by the grader: ``with Zygote(folder) as z: ... z.path``."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, wait=True):
+        """``wait=False``: return at once; :meth:`ready` waits for the imports (so that the
+        grader's own start-up runs meanwhile)."""
         import subprocess
         from .jail import sandbox_env
         self.path = os.path.join(str(folder), "zygote.sock")
@@ -242,12 +255,20 @@ class Zygote:
         self.proc = subprocess.Popen([sys.executable, "-m", "convlab.classgrade.zygote", self.path],
                                      env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      start_new_session=True)
-        started = time.monotonic()
-        line = self.proc.stdout.readline()
-        if line.strip() != b"ready":
-            self.close()
-            raise RuntimeError(f"convlab.classgrade: the warm-kernel process did not start "
-                               f"(exit code {self.proc.poll()}, after {time.monotonic() - started:.1f} s)")
+        self.started, self._ready = time.monotonic(), False
+        if wait:
+            self.ready()
+
+    def ready(self):
+        """Wait until the zygote accepts requests (raise if it could not start)."""
+        if not self._ready:
+            line = self.proc.stdout.readline()
+            if line.strip() != b"ready":
+                self.close()
+                raise RuntimeError(f"convlab.classgrade: the warm-kernel process did not start (exit code "
+                                   f"{self.proc.poll()}, after {time.monotonic() - self.started:.1f} s)")
+            self._ready = True
+        return self
 
     def close(self):
         if self.proc.poll() is None:
