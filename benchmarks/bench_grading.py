@@ -14,7 +14,6 @@ start, imports, kernel start, ``import torch`` in the kernel.
 Not a test: timings depend on the machine and its load.
 """
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -65,56 +64,6 @@ def reap_orphans(quiet=0.5):
             last = time.monotonic()
         else:
             time.sleep(0.02)
-
-
-class ColdKernelSampler:
-    """CPU seconds of the cold kernels (``python -m convlab.classgrade.sandbox`` under bwrap),
-    sampled from /proc every ``interval`` seconds while a run lasts.
-
-    No wait returns their CPU time: a kernel is killed by the death of its PID namespace's
-    init, which reaps it with SIGCHLD ignored (the kernel's zap_pid_ns_processes), so its
-    rusage reaches no parent. (A warm kernel is the child of a zygote fork outside that
-    namespace, which waits for it: its time is counted.) The last interval of each kernel's
-    life is missed, so this undercounts slightly.
-    """
-
-    def __init__(self, interval=0.05):
-        import threading
-        self.interval, self.seen, self.kernels = interval, {}, {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-
-    @property
-    def seconds(self):
-        return sum(self.kernels.values())
-
-    def _run(self):
-        tick = os.sysconf("SC_CLK_TCK")
-        while not self.stop.wait(self.interval):
-            for entry in os.scandir("/proc"):
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    with open(f"/proc/{entry.name}/stat", "rb") as f:
-                        fields = f.read().rsplit(b")", 1)[1].split()
-                    key = (entry.name, fields[19])          # pid and start time
-                    if key not in self.seen:
-                        with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                            argv = f.read().split(b"\0")
-                        self.seen[key] = os.path.basename(argv[0]).startswith(b"python") and \
-                            b"convlab.classgrade.sandbox" in argv
-                    if self.seen[key]:
-                        self.kernels[key] = (int(fields[11]) + int(fields[12])) / tick
-                except (OSError, IndexError):
-                    continue
 
 
 def process_cpu(pid):
@@ -251,10 +200,8 @@ def main():
                 # the cluster's own start (its imports) is not the grading's
                 started = sum(process_cpu(proc.pid) for proc in procs)
                 extra = ["--scheduler", address]
-            sampler = ColdKernelSampler()
             try:
-                with sampler if flag == "cold" else contextlib.nullcontext():
-                    (t, cpu), db, _ = parallel(tmp, course, subs, args.workers, args.feedback, extra, flag)
+                (t, cpu), db, _ = parallel(tmp, course, subs, args.workers, args.feedback, extra, flag)
             finally:
                 for proc in procs:
                     proc.terminate()
@@ -264,10 +211,6 @@ def main():
                     # the scheduler's and workers' CPU, and their descendants' (zygotes, kernels)
                     cluster_cpu = children_cpu() - before - cpu - started
             cpu_text = f"; CPU {(cpu + cluster_cpu) / args.n:.2f} s/notebook"
-            if flag == "cold":
-                cpu += sampler.seconds
-                cpu_text = (f"; CPU {cpu / args.n:.2f} s/notebook (of which the kernels, sampled from /proc: "
-                            f"{sampler.seconds / args.n:.2f})")
             if flag == "dask":
                 cpu_text += (f" (the command {cpu / args.n:.2f}, the cluster {cluster_cpu / args.n:.2f}, "
                              f"less its start-up {started:.1f} s)")
