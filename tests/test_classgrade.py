@@ -11,10 +11,12 @@ import csv
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import zipfile
 from pathlib import Path
@@ -370,6 +372,43 @@ def test_retries_skip_the_cell_that_hung_then_fall_back_to_the_blank_release(tmp
     assert runner._retry(job, dict(status="ok")) is None
 
 
+def test_a_grader_that_is_not_root_limits_processes_inside_the_sandbox_only(tmp_path):
+    """Not root (no pids cgroup): RLIMIT_NPROC is not set on the launcher, where it would count every
+    process of the grader's account, but handed to the kernel, which sets it after entering the sandbox,
+    where it counts the sandbox's processes alone."""
+    jail.write_jail(tmp_path / "jail")
+    short = Path(tempfile.mkdtemp(prefix="cg-", dir="/tmp"))   # a socket folder short enough for sun_path
+    script = f"""
+import json, os, resource
+from convlab.classgrade import jail, zygote
+os.geteuid = lambda: 1000
+seen = {{}}
+def fake_launch(limits, cwd, private, connection_file, jail_dir, argv, rlimits, cgroup):
+    seen.update(request=rlimits, launcher=resource.getrlimit(resource.RLIMIT_NPROC)[0])
+    order = []
+    zygote.enter = lambda pid: order.append(("enter", resource.getrlimit(resource.RLIMIT_NPROC)[0]))
+    zygote.drop_privileges = lambda: order.append(("drop", resource.getrlimit(resource.RLIMIT_NPROC)[0]))
+    zygote.enter_unprivileged(dict(sandbox_pid=1, rlimits=rlimits))
+    seen.update(order=order, kernel=resource.getrlimit(resource.RLIMIT_NPROC)[0])
+    return 0
+jail._launch = fake_launch
+try:
+    jail.launch(["--jail", {str(tmp_path / "jail")!r}, "--private", "p", "-f", {str(short / "kernel.json")!r}])
+except SystemExit:
+    pass
+print(json.dumps(seen))
+"""
+    try:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    finally:
+        short.rmdir()
+    seen = json.loads(out.strip().splitlines()[-1])
+    outside = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    assert seen["request"]["RLIMIT_NPROC"] == jail.DEFAULT_LIMITS["pids"]
+    assert seen["launcher"] == outside and [limit for _, limit in seen["order"]] == [outside, outside]
+    assert seen["kernel"] == jail.DEFAULT_LIMITS["pids"]
+
+
 def test_write_check_allows_only_the_submission_folders(tmp_path):
     writable, is_write = sandbox._write_checks([str(tmp_path)])
     assert writable(str(tmp_path / "a.txt")) and writable("/dev/null")
@@ -519,6 +558,18 @@ def test_nothing_of_one_submission_reaches_the_next(course, tmp_path, capsys):
     assert draws["b_checks_state"] != draws["c_checks_state"]
 
 
+def _hand_in(submitted, assignment, name, nb):
+    (submitted / name / assignment).mkdir(parents=True)
+    nbformat.write(nb, str(submitted / name / assignment / f"{assignment}.ipynb"))
+
+
+def _with_cell(nb, grade_id, source):
+    """A copy of ``nb`` whose solution cell ``grade_id`` holds ``source``."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    nb.cells[corpus.find(nb, grade_id)].source = source
+    return nb
+
+
 # Part A's corr2d returns zeros (wrong), Part B's conv2d is right; each cell below, put after
 # corr2d, tampers with the checks so that the zeros would pass in the kernel.
 ZEROS = '''def corr2d(X, K):
@@ -577,19 +628,14 @@ def test_tampering_with_the_checks_earns_only_what_the_values_earn(tmp_path):
     points back, and correct submissions graded before and after keep all of theirs."""
     correct = nbformat.read(str(SUBMISSIONS / "cross_correlation" / "corr2d_torch_tensor_copy.ipynb"), as_version=4)
     submitted = tmp_path / "submitted"
-
-    def hand_in(name, nb):
-        (submitted / name / "cross_correlation").mkdir(parents=True)
-        nbformat.write(nb, str(submitted / name / "cross_correlation" / "cross_correlation.ipynb"))
-
-    hand_in("aa_correct_before", correct)
-    hand_in("zz_correct_after", correct)
+    _hand_in(submitted, "cross_correlation", "aa_correct_before", correct)
+    _hand_in(submitted, "cross_correlation", "zz_correct_after", correct)
     for name, source in TAMPERING.items():
         nb = nbformat.from_dict(json.loads(json.dumps(correct)))
         at = corpus.find(nb, "corr2d")
         nb.cells[at].source = nb.cells[at].source.split("def corr2d")[0] + ZEROS
         nb.cells.insert(at + 1, nbformat.v4.new_code_cell(source))
-        hand_in(name, nb)
+        _hand_in(submitted, "cross_correlation", name, nb)
     result = grade_class(ROOT, "cross_correlation", submitted, tmp_path / "out", workers=2, timeout=60,
                          memory="3G", progress=False, feedback=False)
     assert result.unconfirmed == []
@@ -657,18 +703,6 @@ UNCOUNTED_LOOP = '''def pad2d(X, padding):
             for j in range(X.shape[1]):
                 Y[i + ph, j + pw] = X[i, j]
     return Y'''
-
-
-def _hand_in(submitted, assignment, name, nb):
-    (submitted / name / assignment).mkdir(parents=True)
-    nbformat.write(nb, str(submitted / name / assignment / f"{assignment}.ipynb"))
-
-
-def _with_cell(nb, grade_id, source):
-    """A copy of ``nb`` whose solution cell ``grade_id`` holds ``source``."""
-    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
-    nb.cells[corpus.find(nb, grade_id)].source = source
-    return nb
 
 
 def test_hiding_a_delegation_or_a_call_count_from_the_kernel_earns_nothing(tmp_path):

@@ -41,6 +41,7 @@ points; an escape withholds them, for the instructor to grade by hand.
 ['cell 2, line 2: uses sys.setprofile']
 """
 import ast
+import functools
 
 # Top-level modules a submission may import (torch without its low-level parts, below).
 ALLOWED_IMPORTS = frozenset({
@@ -92,9 +93,8 @@ def escapes(nb, function=None, *, substitute=()):
                 continue
             reader = _EscapeReader(modules)
             reader.visit(node)
-            found += [line for line in (f"cell {number}, line {n}: {why}" for n, why in reader.found)
-                      if line not in found]
-    return found
+            found += [f"cell {number}, line {n}: {why}" for n, why in reader.found]
+    return list(dict.fromkeys(found))
 
 
 def delegations(nb, function, *, forbidden, substitute=()):
@@ -158,6 +158,7 @@ def _locals(node):
 
 # --- reading ------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)   # each test cell reads the same cells again; nothing changes a tree
 def _parse(source):
     from IPython.core.inputtransformer2 import TransformerManager
     try:

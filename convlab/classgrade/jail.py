@@ -207,16 +207,6 @@ def _join_pids_cgroup(jail, limit):
     return None
 
 
-def process_limit_kind():
-    """How :func:`launch` will bound the processes of a sandbox on this machine."""
-    if os.geteuid() != 0:
-        return "RLIMIT_NPROC"
-    for root in CGROUP_ROOTS:
-        if os.path.isfile(os.path.join(root, "cgroup.procs")) and os.access(root, os.W_OK):
-            return "pids cgroup"
-    return None
-
-
 def release(jail):
     """Kill whatever is left in the sandbox's cgroup and remove the cgroup."""
     marker = Path(jail) / "cgroup"

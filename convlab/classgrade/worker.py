@@ -6,7 +6,8 @@ student's files after :func:`sanitize`, and a kernelspec that starts
 :mod:`convlab.classgrade.sandbox`. nbgrader's own ``Autograde`` does the
 grading (so grades are nbgrader's), then :func:`apply_integrity` removes the
 points of tests that ran under a monkeypatch, :func:`apply_ledger` those whose
-checks' values the grader does not confirm (:mod:`.ledger`), and
+checks' values the grader does not confirm (:mod:`.ledger`) or whose function's
+source it does not (:mod:`.audit`), and
 ``generate_feedback`` writes the feedback. Nothing here writes to the real gradebook: the parent merges.
 """
 import json
