@@ -334,6 +334,13 @@ def _cold(request):
     return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 
 
+# the sandbox sees the course's packages (found, not imported: torch takes a second and more)
+CHECK_SOURCE = ("import convlab, importlib.util, os\n"
+                "missing = [m for m in ('torch', 'numpy', 'ipykernel') if importlib.util.find_spec(m) is None]\n"
+                "if missing: raise SystemExit('the sandbox cannot import ' + ', '.join(missing))\n"
+                "print(os.getuid())")
+
+
 def check():
     """Start one trivial sandbox; raise :class:`SandboxUnavailable` saying why it cannot start."""
     path = bwrap_path()
@@ -351,7 +358,7 @@ def check():
         write_private(folders[1])
         (folders[2] / "kernel.json").write_text("{}")
         args = bwrap_argv(cwd=folders[0], private=folders[1], connection_file=folders[2] / "kernel.json",
-                          jail=jail, command=[sys.executable, "-c", "import convlab, os; print(os.getuid())"])
+                          jail=jail, command=[sys.executable, "-c", CHECK_SOURCE])
         try:
             proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
         except OSError as error:

@@ -184,8 +184,9 @@ def serve(path):
     """The zygote's main loop: import once, then fork a kernel per request."""
     from . import sandbox
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"   # debugpy's warning on import
-    for name in PREIMPORT + sandbox.PREIMPORT:
+    for name in PREIMPORT:
         __import__(name)
+    sandbox.preimport(sandbox.PREIMPORT)
     parent = os.getppid()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
