@@ -355,6 +355,38 @@ def test_parse_bytes():
             run.parse_bytes(bad)
 
 
+def test_the_kernel_manager_builds_the_grader_s_own_client():
+    """nbclient asks the manager for a client, and the manager builds its ``client_factory``:
+    a ``client_class`` default alone is never used (it was not, for a while), and the stock
+    client's handshake waits on fixed timers."""
+    import zmq
+    client = worker.KernelManager().client()
+    try:
+        assert type(client) is worker.KernelClient
+        assert client.context.getsockopt(zmq.RECONNECT_IVL) == 5
+    finally:
+        client.context.destroy()
+
+
+def test_the_grader_starts_without_torch_and_kernels_load_all_of_convlab_before_their_fingerprints():
+    """The grader's process imports no torch (convlab's names load on first use); a kernel's
+    preimport loads every public name, so that no later use changes convlab's namespace
+    between the baseline fingerprints and a check cell."""
+    code = ("import sys, convlab.classgrade.__main__, convlab.classgrade.run\n"
+            "assert 'torch' not in sys.modules, 'the grader imported torch'\n"
+            "from convlab.classgrade import sandbox\n"
+            "import convlab\n"
+            "before = set(vars(convlab))\n"
+            "sandbox.preimport(sandbox.PREIMPORT)\n"
+            "loaded = set(vars(convlab))\n"
+            "assert set(convlab.__all__) <= loaded, set(convlab.__all__) - loaded\n"
+            "assert not set(convlab.__all__) <= before\n"
+            "from convlab import *\n"
+            "convlab.corr2d, convlab.kernels\n"
+            "assert set(vars(convlab)) == loaded, set(vars(convlab)) ^ loaded\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
+
+
 def test_retries_skip_the_cell_that_hung_then_fall_back_to_the_blank_release(tmp_path):
     """The runner's decisions after a wall-clock kill (the kill itself takes minutes to provoke)."""
     runner = run._Runner(workers=1, wall=60)

@@ -21,9 +21,10 @@ from pathlib import Path
 from queue import Empty
 
 import nbformat
+import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import DottedObjectName
+from traitlets import DottedObjectName, Type
 
 from . import audit, jail, ledger, sandbox
 
@@ -40,6 +41,13 @@ class KernelClient(AsyncKernelClient):
     """jupyter_client's client, ready as soon as IOPub has delivered the kernel_info request's
     own ``idle`` status (so IOPub is connected and that request's messages are drained; a
     later message of an earlier request is one nbclient ignores, by its parent id)."""
+
+    def _context_default(self):
+        context = super()._context_default()
+        # the kernel binds its sockets some ms after this client connects to them, and libzmq
+        # tries a refused connection again only after 100 ms: try every 5 ms
+        context.setsockopt(zmq.RECONNECT_IVL, 5)
+        return context
 
     async def wait_for_ready(self, timeout=None):
         deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
@@ -71,6 +79,7 @@ class KernelManager(AsyncKernelManager):
     noticed within 5 ms instead of 100 ms."""
 
     client_class = DottedObjectName(f"{__name__}.KernelClient")
+    client_factory = Type(KernelClient, klass=AsyncKernelClient)   # what client() builds
 
     async def _async_wait(self, pollinterval=0.1):
         await super()._async_wait(pollinterval=0.005)
