@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 
-import nbformat
-
-from . import jail, worker
+# nbformat and .worker (jupyter_client, nbgrader: ~1 s) are imported where used, so that
+# the zygote's imports start first and run alongside
+from . import jail
 
 DEFAULT_REGEX = r".*/(?P<student_id>[^/_]+)_(?:LATE_)?(?:[0-9]+_)*(?P<file_id>[^/]+?)(?:-[0-9]+)?\.ipynb$"
 
@@ -156,6 +156,7 @@ def collect(submissions, assignment, release_dir, tmp, regex=None):
 
 
 def _child(job, conn):
+    from . import worker
     os.setsid()
     try:
         result = worker.grade_one(job)
@@ -214,6 +215,7 @@ class _Runner:
                 _kill(proc, Path(job["work"]) / "private")
 
     def _loop(self, pending, running, on_result):
+        from . import worker
         finished = []  # merged after the freed slots are refilled, so no worker waits
         while pending or running or finished:
             while pending and len(running) < self.workers:
@@ -289,6 +291,7 @@ class _Runner:
 
 
 def _describe_cell(job, digest):
+    import nbformat
     from .sandbox import cell_hash
     sub = Path(job["work"]) / "course" / "submitted" / job["student"] / job["assignment"]
     for nb_path in sorted(sub.glob("*.ipynb")):
@@ -332,23 +335,25 @@ def _reference(dispatch, job):
     return reference
 
 
-def merge(db_url, assignment, student, result, course_id=""):
-    """Write one graded submission into the real gradebook (the only writer)."""
-    from nbgrader.api import Gradebook
-    with Gradebook(db_url, course_id) as gb:
-        gb.update_or_create_student(student)
-        gb.update_or_create_submission(assignment, student)
-        for nb_name, nb in result.get("notebooks", {}).items():
-            for gid, cell in nb["cells"].items():
-                grade = gb.find_grade(gid, nb_name, assignment, student)
-                grade.auto_score = cell["auto_score"]
-                grade.needs_manual_grade = cell["needs_manual_grade"]
-            for cid, text in nb.get("comments", {}).items():
-                comment = gb.find_comment(cid, nb_name, assignment, student)
-                comment.auto_comment = text
-            if result.get("flags"):
-                gb.find_submission_notebook(nb_name, assignment, student).flagged = True
-        gb.db.commit()
+def merge(gb, assignment, student, result):
+    """Write one graded submission into the real gradebook ``gb`` (the only writer).
+
+    One :class:`nbgrader.api.Gradebook` serves the whole run: a new one per submission
+    cost ~0.1 CPU s (its engine, schema checks, and SQL compiled again without a cache).
+    """
+    gb.update_or_create_student(student)
+    gb.update_or_create_submission(assignment, student)
+    for nb_name, nb in result.get("notebooks", {}).items():
+        for gid, cell in nb["cells"].items():
+            grade = gb.find_grade(gid, nb_name, assignment, student)
+            grade.auto_score = cell["auto_score"]
+            grade.needs_manual_grade = cell["needs_manual_grade"]
+        for cid, text in nb.get("comments", {}).items():
+            comment = gb.find_comment(cid, nb_name, assignment, student)
+            comment.auto_comment = text
+        if result.get("flags"):
+            gb.find_submission_notebook(nb_name, assignment, student).flagged = True
+    gb.db.commit()
 
 
 def export_csv(db_url, path, course_id=""):
@@ -378,9 +383,6 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     ``scheduler``: the address of a Dask scheduler whose workers grade the
     submissions (:mod:`convlab.classgrade.cluster`); ``workers`` is then unused.
     """
-    from tqdm.auto import tqdm
-    from . import report as report_mod
-
     t_start = time.monotonic()
     # nbgrader runs `alembic` (and kernels run python) from PATH: put this interpreter's bin first
     bindir = os.path.dirname(os.path.abspath(sys.executable))
@@ -401,10 +403,13 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     memory_bytes = parse_bytes(memory)
     zygote = None
     if sandbox and warm and not scheduler:
-        # its imports (~2 s) run while this process checks the sandbox and generates
+        # its imports (~2 s) run while this process imports its own, checks the sandbox and generates
         from .zygote import Zygote
         zygote = Zygote(tempfile.mkdtemp(prefix="classgrade-zygote-"), wait=False)
     try:
+        import nbformat
+        from tqdm.auto import tqdm
+        from . import report as report_mod, worker
         if sandbox and not scheduler:   # a cluster's workers check their own sandboxes
             jail.check()
         out.mkdir(parents=True, exist_ok=True)
@@ -460,7 +465,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
             student = job["student"]
             res.setdefault("flags", [])
             if res.get("status") == "ok":
-                merge(db_url, assignment, student, res, course_id)
+                merge(gradebook, assignment, student, res)
                 for kind in ("autograded", "feedback"):
                     src = Path(res[kind]) if res.get(kind) else None  # no feedback with --no-feedback
                     if src and src.is_dir():
@@ -481,7 +486,9 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
             if res["flags"]:
                 bar.write(f"{student}: needs attention ({len(res['flags'])} reason(s))")
 
-        dispatch(jobs, on_result)
+        from nbgrader.api import Gradebook
+        with Gradebook(db_url, course_id) as gradebook:
+            dispatch(jobs, on_result)
         bar.close()
         export_csv(db_url, out / "grades.csv", course_id)
         result.wall_seconds = time.monotonic() - t_start

@@ -227,6 +227,8 @@ def serve(path):
             os.close(fd)
     listener.close()
     _reap(block=True)   # so that the kernels' CPU time reaches the grader's own accounts
+    sys.stdout.flush()
+    os._exit(0)   # nothing to save: skip the interpreter's teardown of torch (~0.5 s)
 
 
 def _reap(block=False):
