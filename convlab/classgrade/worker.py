@@ -93,6 +93,26 @@ def _scratch_sqlite_connect(dbapi_connection, _record):
         cursor.close()
 
 
+def _one_engine_per_database():
+    """nbgrader opens a new ``Gradebook``, and so a new SQLAlchemy engine, about ten times per
+    submission (in its preprocessors, and in ours), and each engine compiled the same SQL
+    again: in a grading child, which opens one database, engines are made once per URL.
+    (``Gradebook.close`` disposes of the engine's connections; the engine stays usable.)"""
+    import nbgrader.api
+    if getattr(nbgrader.api.create_engine, "classgrade_shared", False):
+        return
+    create, engines = nbgrader.api.create_engine, {}
+
+    def create_engine(url, **options):
+        key = (str(url), tuple(sorted(options.items())))
+        if key not in engines:
+            engines[key] = create(url, **options)
+        return engines[key]
+
+    create_engine.classgrade_shared = True
+    nbgrader.api.create_engine = create_engine
+
+
 def _scratch_sqlite():
     """This process's sqlite connections skip fsync: a grading child opens only its private
     copy of the gradebook, deleted after the run (the parent writes the real one)."""
@@ -546,6 +566,7 @@ def grade_one(job):
                PYDEVD_DISABLE_FILE_VALIDATION="1")
     os.environ.update(env)
     _scratch_sqlite()
+    _one_engine_per_database()
     baseline = private / "baseline.json"
     for name, release_nb in job["release"].items():
         if job.get("blank"):
@@ -625,3 +646,4 @@ def grade_one(job):
                autograded=str(graded_dir),
                feedback=str(course / "feedback" / job["student"] / job["assignment"]))
     return out
+
