@@ -41,6 +41,12 @@ def _start(args, log):
                             env=env, start_new_session=True)
 
 
+# evaluated on each worker (a function of this file would be pickled by reference, and the
+# workers cannot import this file)
+HAS_ZYGOTE = ("(lambda c: c._zygote is not None and c._zygote.proc.poll() is None)"
+              "(__import__('convlab.classgrade.cluster', fromlist=['_zygote']))")
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """``(address, {name: worker process})``; the processes are stopped afterwards."""
@@ -50,12 +56,17 @@ def cluster(tmp_path_factory):
     procs = {"scheduler": _start(["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
                                   "--no-dashboard"], open(logs / "scheduler.log", "w"))}
     try:
-        for name in ("w1", "w2"):
-            # --no-nanny: grading forks, and a nanny's worker process is daemonic
+        for name, preload in (("w1", ["--preload", "convlab.classgrade.cluster"]), ("w2", [])):
+            # --no-nanny: grading forks, and a nanny's worker process is daemonic; w1 warms up as
+            # it starts (cluster.dask_setup), w2 when the first run checks it (cluster.prepare)
             procs[name] = _start(["worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
-                                  "--no-dashboard"], open(logs / f"{name}.log", "w"))
+                                  "--no-dashboard", *preload], open(logs / f"{name}.log", "w"))
         with Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=120)
+            names = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
+            warm = client.run(eval, HAS_ZYGOTE)
+        # the preloaded worker joined the scheduler with its zygote started, the other without
+        assert {names[a]: started for a, started in warm.items()} == {"w1": True, "w2": False}
         yield address, procs
     finally:
         for proc in procs.values():

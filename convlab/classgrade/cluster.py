@@ -21,6 +21,7 @@ them with ``dask worker ADDRESS --no-nanny`` or with the environment
 variable ``DASK_DISTRIBUTED__WORKER__DAEMON=False``.
 """
 import contextlib
+import hashlib
 import io
 import multiprocessing
 import shutil
@@ -36,6 +37,8 @@ DAEMONIC = ("convlab.classgrade: this Dask worker runs tasks in a daemonic proce
 
 _zygote = None          # one per worker process, started by prepare or its first task
 _zygote_lock = threading.Lock()
+_staged = {}            # digest of a run's assignment bytes -> its folder on this worker
+STAGED_KEPT = 8
 
 
 class ClusterUnavailable(RuntimeError):
@@ -43,9 +46,9 @@ class ClusterUnavailable(RuntimeError):
 
 
 def pack(folder):
-    """The tree ``folder`` as the bytes of a gzipped tar (the caller checked its contents)."""
+    """The tree ``folder`` as the bytes of a tar (the caller checked its contents)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buffer, mode="w") as tar:   # notebooks: small, and gzip's level 9 is slow
         tar.add(str(folder), arcname=".")
     return buffer.getvalue()
 
@@ -53,7 +56,7 @@ def pack(folder):
 def unpack(data, folder):
     """Extract :func:`pack`'s bytes into ``folder``: regular files and folders inside it only."""
     Path(folder).mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
         members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
         tar.extractall(str(folder), members=members, filter="data")
 
@@ -84,6 +87,19 @@ def prepare(sandbox, warm):
         _Runner(1, 0, context="forkserver")   # sets the forkserver's imports
         forkserver.ensure_running()
     return why
+
+
+def dask_setup(worker):
+    """``dask worker ADDRESS --preload convlab.classgrade.cluster``: the worker starts its
+    zygote and the forkserver of its grading processes, and waits for their imports (~2 s),
+    before it joins the scheduler; else the first grading run it takes part in waits for
+    them. A worker that cannot grade says why when a run checks it (:func:`prepare`)."""
+    if prepare(sandbox=True, warm=True) is None:
+        _worker_zygote(wait=True)
+        with _main_not_rerun():   # a first fork waits until the forkserver has imported its modules
+            child = multiprocessing.get_context("forkserver").Process(target=int)
+            child.start()
+            child.join()
 
 
 def _worker_zygote(wait=True):
@@ -117,6 +133,23 @@ def _main_not_rerun():
             del main.__spec__
 
 
+def _stage(common):
+    """The folder holding the assignment's bytes ``common`` on this worker: unpacked by the
+    run's first task here, read (never written) by the others; the last few runs' are kept."""
+    key = hashlib.sha256(common).hexdigest()
+    with _zygote_lock:
+        if key not in _staged:
+            folder = Path(tempfile.mkdtemp(prefix="classgrade-assignment-"))
+            unpack(common, folder)
+            _staged[key] = folder
+            if len(_staged) == 1:
+                import atexit
+                atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in _staged.values()])
+            while len(_staged) > STAGED_KEPT:
+                shutil.rmtree(_staged.pop(next(iter(_staged))), ignore_errors=True)
+        return _staged[key]
+
+
 def grade_task(job, common):
     """A Dask task: grade one submission on this worker; return its result, files as bytes."""
     from .run import _Runner
@@ -125,8 +158,8 @@ def grade_task(job, common):
         raise ClusterUnavailable(why)
     tmp = Path(tempfile.mkdtemp(prefix="classgrade-task-"))
     try:
-        unpack(common, tmp / "common")
-        job = dict(job, template_db=str(tmp / "common" / "template.db"), source_dir=str(tmp / "common" / "source"),
+        common = _stage(common)
+        job = dict(job, template_db=str(common / "template.db"), source_dir=str(common / "source"),
                    work=str(tmp / "work"), submission_dir=None)
         if job.get("files") is not None:
             unpack(job.pop("files"), tmp / "submission")
@@ -148,23 +181,42 @@ def grade_task(job, common):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(address, jobs, on_result, *, template_db, source_dir, warm, wall):
-    """Grade ``jobs`` on the cluster at ``address``; ``on_result(job, result)`` in this process."""
-    from distributed import Client, as_completed
-    from . import jail
-    with Client(address, timeout="60s") as client:
-        refusals = {w: why for w, why in client.run(prepare, bool(jobs and jobs[0]["sandbox"]), warm).items()
-                    if why}
-        if refusals:
-            worker, why = sorted(refusals.items())[0]
-            raise ClusterUnavailable(f"{why} (worker {worker}; {len(refusals)} of the cluster's workers)")
+class Cluster:
+    """One grading run's connection to the Dask scheduler at ``address``.
+
+    Opening it checks every worker and starts what their first task needs (:func:`prepare`),
+    so that their imports run alongside the grader's own preparation; :meth:`stage` sends
+    the assignment to every worker once; :meth:`run` grades. Raises
+    :class:`ClusterUnavailable` when a worker cannot grade.
+    """
+
+    def __init__(self, address, *, sandbox, warm, wall):
+        from distributed import Client
+        self.warm, self.wall, self.common = warm, wall, None
+        self.client = Client(address, timeout="60s")
+        try:
+            refusals = {w: why for w, why in self.client.run(prepare, sandbox, warm).items() if why}
+            if refusals:
+                worker, why = sorted(refusals.items())[0]
+                raise ClusterUnavailable(f"{why} (worker {worker}; {len(refusals)} of the cluster's workers)")
+        except BaseException:
+            self.client.close()
+            raise
+
+    def stage(self, template_db, source_dir):
+        """Send the template gradebook and the assignment's source to every worker."""
         with tempfile.TemporaryDirectory(prefix="classgrade-common-") as stage:
             shutil.copy(template_db, Path(stage) / "template.db")
             shutil.copytree(source_dir, Path(stage) / "source")
-            common = client.scatter(pack(stage), broadcast=True)
+            self.common = self.client.scatter(pack(stage), broadcast=True)
+
+    def run(self, jobs, on_result):
+        """Grade ``jobs`` on the cluster; ``on_result(job, result)`` in this process."""
+        from distributed import as_completed
+        from . import jail
         futures = {}
         for job in jobs:
-            remote = dict(job, warm=warm, wall=wall, files=None, zygote=None)
+            remote = dict(job, warm=self.warm, wall=self.wall, files=None, zygote=None)
             if job.get("submission_dir") and Path(job["submission_dir"]).is_dir():
                 stage = Path(job["work"]) / "handed-in"
                 skipped = jail.copy_checked(job["submission_dir"], stage)
@@ -172,13 +224,16 @@ def run(address, jobs, on_result, *, template_db, source_dir, warm, wall):
                                                                 for line in skipped]
                 remote["files"] = pack(stage)
                 shutil.rmtree(stage)
-            future = client.submit(grade_task, remote, common, pure=False, retries=1,
-                                   key=f"classgrade-{Path(job['work']).name}-{job['student']}")
+            future = self.client.submit(grade_task, remote, self.common, pure=False, retries=1,
+                                        key=f"classgrade-{Path(job['work']).name}-{job['student']}")
             futures[future] = remote
-        for future, result in as_completed(futures, with_results=True, raise_errors=False):
-            job = futures[future]
-            if future.status != "finished":   # an error: (type, exception, traceback)
-                error = result[1] if isinstance(result, tuple) else result
+        # not with_results=True: its iterator can wait forever for a task whose worker died after
+        # finishing it (dask/distributed#6074); result() waits while the scheduler computes it again
+        for future in as_completed(futures):
+            job = futures.pop(future)
+            try:
+                result = future.result()
+            except Exception as error:  # noqa: BLE001 - the task's error, or the cluster's
                 result = dict(student=job["student"], status="error", flags=list(job.get("flags", [])),
                               error=f"the cluster could not grade it: {type(error).__name__}: {error}")
             else:
@@ -187,4 +242,8 @@ def run(address, jobs, on_result, *, template_db, source_dir, warm, wall):
                     if data is not None:
                         unpack(data, Path(job["work"]) / "returned" / kind)
                         result[kind] = str(Path(job["work"]) / "returned" / kind)
+            future.release()   # the worker may drop the result now (a class is thousands of them)
             on_result(job, result)
+
+    def close(self):
+        self.client.close()

@@ -215,7 +215,6 @@ class _Runner:
                 _kill(proc, Path(job["work"]) / "private")
 
     def _loop(self, pending, running, on_result):
-        from . import worker
         finished = []  # merged after the freed slots are refilled, so no worker waits
         while pending or running or finished:
             while pending and len(running) < self.workers:
@@ -247,7 +246,8 @@ class _Runner:
                                       error=f"the grading process died (exit code {proc.exitcode})")
                 elif now - start > self.wall:
                     _kill(proc, Path(job["work"]) / "private")
-                    starts, _ = worker.kernel_log(Path(job["work"]) / "private")
+                    from .worker import kernel_log   # here only: a Dask worker's process does not import it
+                    starts, _ = kernel_log(Path(job["work"]) / "private")
                     result = dict(student=job["student"], status="wall_timeout", starts=starts,
                                   flags=list(job.get("flags", [])))
                 else:
@@ -401,8 +401,12 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     course_id = config.CourseDirectory.get("course_id", "") or (
         "" if db_url.startswith("sqlite") else "default_course")
     memory_bytes = parse_bytes(memory)
-    zygote = None
-    if sandbox and warm and not scheduler:
+    zygote = cluster = None
+    if scheduler:
+        # checks the workers, and starts their zygotes, whose imports run while this process generates
+        from .cluster import Cluster
+        cluster = Cluster(scheduler, sandbox=sandbox, warm=warm, wall=wall)
+    elif sandbox and warm:
         # its imports (~2 s) run while this process imports its own, checks the sandbox and generates
         from .zygote import Zygote
         zygote = Zygote(tempfile.mkdtemp(prefix="classgrade-zygote-"), wait=False)
@@ -415,7 +419,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
         out.mkdir(parents=True, exist_ok=True)
         _alembic_head_in_process()
     except BaseException:
-        _close_zygote(zygote)
+        _close(zygote, cluster)
         raise
     tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
     try:
@@ -424,7 +428,8 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
         # always, as nbgrader does: a changed source updates the gradebook, or nbgrader refuses
         # ("Cannot add or remove cells ... because there are submissions") before anything is graded
         _generate(config, source_dir, assignment, tmp / "main", db_url, course_id)
-        release = {p.name: nbformat.read(str(p), as_version=4)
+        # plain dicts, not nbformat's nodes: a Dask worker would import nbformat (~1.5 s) to unpickle them
+        release = {p.name: json.loads(json.dumps(nbformat.read(str(p), as_version=4)))
                    for p in sorted(release_dir.glob("*.ipynb"))}
         students = collect(submissions, assignment, release_dir, tmp, regex)
         plain = {k: v for k, v in config.items() if k not in ("CourseDirectory",)}
@@ -441,15 +446,12 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
         result = ClassResult(out=out, db_url=db_url,
                              sandbox="bwrap" if sandbox else "none (--no-sandbox)")
 
-        def dispatch(batch, on_result):
-            if scheduler:
-                from . import cluster
-                cluster.run(scheduler, batch, on_result, template_db=template_db, source_dir=source_dir,
-                            warm=warm, wall=wall)
-            else:
-                _Runner(workers, wall).run(batch, on_result)
+        if cluster is not None:
+            cluster.stage(template_db, source_dir)
+            dispatch = cluster.run
+        else:
+            dispatch = _Runner(workers, wall).run
 
-        # the ledger's reference: the instructor's source, graded first in the same way
         if jobs:  # the ledger's reference: the instructor's source, graded first in the same way
             reference = _reference(dispatch, dict(common, student=REFERENCE_STUDENT, submission_dir=str(source_dir),
                                                   work=str(tmp / "work" / "reference")))
@@ -498,12 +500,14 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
         report_mod.write_report(result, assignment, out)
         return result
     finally:
-        _close_zygote(zygote)
+        _close(zygote, cluster)
         if not keep_work:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _close_zygote(zygote):
+def _close(zygote, cluster):
     if zygote is not None:
         zygote.close()
         shutil.rmtree(os.path.dirname(zygote.path), ignore_errors=True)
+    if cluster is not None:
+        cluster.close()
