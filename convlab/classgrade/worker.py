@@ -194,8 +194,11 @@ def warm_up(notebooks=(), feedback=False):
     with engine.connect():
         pass
     engine.dispose()
-    for nb in notebooks:   # nbformat builds its schema validator on first use
-        nbformat.validate(nbformat.from_dict(json.loads(json.dumps(nb))))
+    # nbformat builds a schema validator on first use: strict, and relaxed (nbconvert's)
+    notebooks = list(notebooks) or [nbformat.v4.new_notebook()]
+    for nb in notebooks:
+        for relax in (False, True):
+            nbformat.validate(nbformat.from_dict(json.loads(json.dumps(nb))), relax_add_props=relax)
     if feedback:
         _share_compiled_templates()
         for nb in notebooks:
