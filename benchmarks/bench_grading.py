@@ -66,10 +66,22 @@ def reap_orphans(quiet=0.5):
             time.sleep(0.02)
 
 
-def process_cpu(pid):
-    """CPU seconds (user + system) of the running process ``pid`` itself."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def tree_cpu(pid):
+    """CPU seconds (user + system) so far of the running process ``pid`` and of its running
+    descendants, each with the children it has waited for (a Dask worker's zygote and
+    forkserver, started by ``--preload``, are its descendants)."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, fields in stats.items() if int(fields[1]) in tree} - tree
+        tree, grew = tree | more, bool(more)
+    return sum(sum(int(f) for f in stats[p][11:15]) for p in tree if p in stats) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(cmd, **kw):
@@ -125,7 +137,8 @@ def dask_cluster(workers):
     address, dask = f"tcp://127.0.0.1:{port}", os.path.join(os.path.dirname(sys.executable), "dask")
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())]
-    procs += [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+    procs += [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                                "--preload", "convlab.classgrade.cluster"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
               for _ in range(workers)]
     from distributed import Client
@@ -198,7 +211,7 @@ def main():
                 before = children_cpu()
                 address, procs = dask_cluster(args.workers)
                 # the cluster's own start (its imports) is not the grading's
-                started = sum(process_cpu(proc.pid) for proc in procs)
+                started = sum(tree_cpu(proc.pid) for proc in procs)
                 extra = ["--scheduler", address]
             try:
                 (t, cpu), db, _ = parallel(tmp, course, subs, args.workers, args.feedback, extra, flag)
