@@ -36,7 +36,7 @@ DAEMONIC = ("convlab.classgrade: this Dask worker runs tasks in a daemonic proce
             "set DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment")
 
 _zygote = None          # one per worker process, started by prepare or its first task
-_zygote_lock = threading.Lock()
+_worker_lock = threading.Lock()   # guards this worker process's zygote and staged assignments
 _staged = {}            # digest of a run's assignment bytes -> its folder on this worker
 STAGED_KEPT = 8
 
@@ -104,7 +104,7 @@ def dask_setup(worker):
 
 def _worker_zygote(wait=True):
     global _zygote
-    with _zygote_lock:
+    with _worker_lock:
         if _zygote is None or _zygote.proc.poll() is not None:
             import atexit
             from .zygote import Zygote
@@ -137,7 +137,7 @@ def _stage(common):
     """The folder holding the assignment's bytes ``common`` on this worker: unpacked by the
     run's first task here, read (never written) by the others; the last few runs' are kept."""
     key = hashlib.sha256(common).hexdigest()
-    with _zygote_lock:
+    with _worker_lock:
         if key not in _staged:
             folder = Path(tempfile.mkdtemp(prefix="classgrade-assignment-"))
             unpack(common, folder)
