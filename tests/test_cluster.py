@@ -153,6 +153,78 @@ def test_a_worker_killed_mid_run_loses_no_submission(cluster, tmp_path):
         held, {student: result.results[student]["worker"] for student in held})
 
 
+# for test_a_result_lost_with_its_worker...: a stand-in grading task, and where results are
+STAND_IN = """
+def grade_task(job, common):
+    from distributed import get_worker
+    return dict(student=job["student"], status="ok", flags=[], worker=get_worker().name)
+
+
+def who_has(dask_scheduler=None):
+    return {key: [w.address for w in task.who_has or ()] for key, task in dask_scheduler.tasks.items()}
+"""
+
+
+def test_a_result_lost_with_its_worker_before_it_was_collected_is_graded_again(tmp_path, monkeypatch):
+    """This process collects a result only when it merges it, so a worker that dies holding a
+    finished, uncollected result takes it along: the scheduler has it computed again by
+    another worker, and the run waits for it. A stand-in task (importable by the cluster's
+    processes), on a cluster of the test's own, whose workers it kills."""
+    import importlib
+    from distributed import Client
+    from convlab.classgrade import cluster
+    (tmp_path / "classgrade_stand_in.py").write_text(STAND_IN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    stand_in = importlib.import_module("classgrade_stand_in")
+    monkeypatch.setattr(cluster, "grade_task", stand_in.grade_task)
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    procs = {"scheduler": _start(["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                                  "--no-dashboard"], open(tmp_path / "scheduler.log", "w"))}
+    for name in ("w1", "w2"):
+        procs[name] = _start(["worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
+                              "--no-dashboard"], open(tmp_path / f"{name}.log", "w"))
+    try:
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        grading = cluster.Cluster(address, sandbox=False, warm=False, wall=60)
+        jobs = [dict(student=name, work=str(tmp_path / name)) for name in ("a", "b")]
+        results, killed = [], []
+
+        def on_result(job, result):
+            if not results:   # the other result is in a worker's memory, not yet collected: lose it
+                other = next(j["student"] for j in jobs if j["student"] != job["student"])
+                deadline = time.monotonic() + 60
+                while not killed and time.monotonic() < deadline:
+                    names = {a: w["name"] for a, w in grading.client.scheduler_info()["workers"].items()}
+                    found = grading.client.run_on_scheduler(stand_in.who_has)
+                    for key, holders in found.items():
+                        if key.endswith("-" + other) and holders:
+                            os.killpg(procs[names[holders[0]]].pid, signal.SIGKILL)
+                            killed.append(names[holders[0]])
+                            break
+                    else:
+                        time.sleep(0.01)
+            results.append((job["student"], result))
+
+        thread = threading.Thread(target=grading.run, args=(jobs, on_result), daemon=True)
+        thread.start()
+        thread.join(60)
+        assert killed, "no worker held the other result"
+        assert not thread.is_alive(), "the run waited forever for the result lost with its worker"
+        grading.close()
+        assert sorted(s for s, _ in results) == ["a", "b"]
+        assert all(r["status"] == "ok" for _, r in results), results
+        assert results[1][1]["worker"] != killed[0]      # graded again by the worker left
+    finally:
+        for proc in procs.values():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+
+
 def test_refuses_a_cluster_whose_workers_cannot_fork(tmp_path, capsys):
     """A nanny's worker process is daemonic: the run stops at once and says how to start the workers."""
     from distributed import LocalCluster
