@@ -5,6 +5,7 @@ copies. One run goes through ``--scheduler`` and must give the grades of sequent
 ``nbgrader autograde``; in a second, one worker is killed once grading has begun, and every
 submission must still be graded, once.
 """
+import contextlib
 import os
 import shutil
 import signal
@@ -47,26 +48,23 @@ HAS_ZYGOTE = ("(lambda c: c._zygote is not None and c._zygote.proc.poll() is Non
               "(__import__('convlab.classgrade.cluster', fromlist=['_zygote']))")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """``(address, {name: worker process})``; the processes are stopped afterwards."""
+@contextlib.contextmanager
+def _local_cluster(logs, preload=()):
+    """``(address, {name: process})`` of a ``dask scheduler`` and workers w1 and w2 on loopback
+    (``preload``: the names of those started with ``--preload convlab.classgrade.cluster``);
+    every process is killed on exit."""
     from distributed import Client
-    logs = tmp_path_factory.mktemp("dask")
     address = f"tcp://127.0.0.1:{_free_port()}"
     procs = {"scheduler": _start(["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
                                   "--no-dashboard"], open(logs / "scheduler.log", "w"))}
     try:
-        for name, preload in (("w1", ["--preload", "convlab.classgrade.cluster"]), ("w2", [])):
-            # --no-nanny: grading forks, and a nanny's worker process is daemonic; w1 warms up as
-            # it starts (cluster.dask_setup), w2 when the first run checks it (cluster.prepare)
+        for name in ("w1", "w2"):
+            # --no-nanny: grading forks, and a nanny's worker process is daemonic
+            extra = ["--preload", "convlab.classgrade.cluster"] if name in preload else []
             procs[name] = _start(["worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
-                                  "--no-dashboard", *preload], open(logs / f"{name}.log", "w"))
+                                  "--no-dashboard", *extra], open(logs / f"{name}.log", "w"))
         with Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=120)
-            names = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
-            warm = client.run(eval, HAS_ZYGOTE)
-        # the preloaded worker joined the scheduler with its zygote started, the other without
-        assert {names[a]: started for a, started in warm.items()} == {"w1": True, "w2": False}
         yield address, procs
     finally:
         for proc in procs.values():
@@ -75,6 +73,20 @@ def cluster(tmp_path_factory):
             except ProcessLookupError:
                 pass
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """``(address, {name: worker process})``: w1 warms up as it starts (cluster.dask_setup),
+    w2 when the first run checks it (cluster.prepare)."""
+    from distributed import Client
+    with _local_cluster(tmp_path_factory.mktemp("dask"), preload=("w1",)) as (address, procs):
+        with Client(address, timeout="60s") as client:
+            names = {a: w["name"] for a, w in client.scheduler_info()["workers"].items()}
+            warm = client.run(eval, HAS_ZYGOTE)
+        # the preloaded worker joined the scheduler with its zygote started, the other without
+        assert {names[a]: started for a, started in warm.items()} == {"w1": True, "w2": False}
+        yield address, procs
 
 
 def _class(folder, copies):
@@ -171,22 +183,13 @@ def test_a_result_lost_with_its_worker_before_it_was_collected_is_graded_again(t
     another worker, and the run waits for it. A stand-in task (importable by the cluster's
     processes), on a cluster of the test's own, whose workers it kills."""
     import importlib
-    from distributed import Client
     from convlab.classgrade import cluster
     (tmp_path / "classgrade_stand_in.py").write_text(STAND_IN)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     stand_in = importlib.import_module("classgrade_stand_in")
     monkeypatch.setattr(cluster, "grade_task", stand_in.grade_task)
-    address = f"tcp://127.0.0.1:{_free_port()}"
-    procs = {"scheduler": _start(["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
-                                  "--no-dashboard"], open(tmp_path / "scheduler.log", "w"))}
-    for name in ("w1", "w2"):
-        procs[name] = _start(["worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
-                              "--no-dashboard"], open(tmp_path / f"{name}.log", "w"))
-    try:
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=120)
+    with _local_cluster(tmp_path) as (address, procs):
         grading = cluster.Cluster(address, sandbox=False, warm=False, wall=60)
         jobs = [dict(student=name, work=str(tmp_path / name)) for name in ("a", "b")]
         results, killed = [], []
@@ -216,13 +219,6 @@ def test_a_result_lost_with_its_worker_before_it_was_collected_is_graded_again(t
         assert sorted(s for s, _ in results) == ["a", "b"]
         assert all(r["status"] == "ok" for _, r in results), results
         assert results[1][1]["worker"] != killed[0]      # graded again by the worker left
-    finally:
-        for proc in procs.values():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
 
 
 def test_refuses_a_cluster_whose_workers_cannot_fork(tmp_path, capsys):
