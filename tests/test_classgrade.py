@@ -211,6 +211,11 @@ def test_refuses_to_grade_without_a_working_sandbox(course, tmp_path, monkeypatc
     assert classgrade_main(argv) == 2
     said = capsys.readouterr().err.strip().splitlines()
     assert len(said) == 1 and "user namespaces are switched off" in said[0]
+    monkeypatch.delenv(jail.BWRAP_ENV)   # the real bwrap, but a sandbox without a module the kernels need
+    monkeypatch.setattr(jail, "SANDBOX_MODULES", jail.SANDBOX_MODULES + ("no_such_module_for_kernels",))
+    assert classgrade_main(argv) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "the sandbox cannot import no_such_module_for_kernels" in said[0]
     assert not (tmp_path / "out" / "grades.csv").exists()
 
 
@@ -366,6 +371,29 @@ def test_the_kernel_manager_builds_the_grader_s_own_client():
         assert client.context.getsockopt(zmq.RECONNECT_IVL) == 5
     finally:
         client.context.destroy()
+
+
+def test_a_grading_child_makes_one_engine_per_gradebook(tmp_path, monkeypatch):
+    """nbgrader opens many Gradebooks per submission: in a grading child they share one
+    SQLAlchemy engine per URL (so its compiled SQL), and each still works after another closed."""
+    import nbgrader.api
+    monkeypatch.setattr(nbgrader.api, "create_engine", nbgrader.api.create_engine)   # restored after
+    # a new gradebook runs `alembic` from PATH, as the grader puts its interpreter's bin first
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    worker._one_engine_per_database()
+    shared = nbgrader.api.create_engine
+    worker._one_engine_per_database()
+    assert nbgrader.api.create_engine is shared   # once per process: no wrapper around a wrapper
+    first = nbgrader.api.Gradebook(url)
+    first.add_student("alice")
+    first.close()
+    with nbgrader.api.Gradebook(url) as second:
+        assert second.engine is first.engine
+        assert [s.id for s in second.students] == ["alice"]
+    other = nbgrader.api.Gradebook(f"sqlite:///{tmp_path / 'other.db'}")
+    assert other.engine is not first.engine
+    other.close()
 
 
 def test_the_grader_starts_without_torch_and_kernels_load_all_of_convlab_before_their_fingerprints():

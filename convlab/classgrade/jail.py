@@ -334,9 +334,11 @@ def _cold(request):
     return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 
 
-# the sandbox sees the course's packages (found, not imported: torch takes a second and more)
-CHECK_SOURCE = ("import convlab, importlib.util, os\n"
-                "missing = [m for m in ('torch', 'numpy', 'ipykernel') if importlib.util.find_spec(m) is None]\n"
+# what the kernels import, which the check finds in a sandbox (finds: importing torch takes
+# a second and more)
+SANDBOX_MODULES = ("convlab", "torch", "numpy", "ipykernel")
+CHECK_SOURCE = ("import importlib.util, os, sys\n"
+                "missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]\n"
                 "if missing: raise SystemExit('the sandbox cannot import ' + ', '.join(missing))\n"
                 "print(os.getuid())")
 
@@ -358,7 +360,7 @@ def check():
         write_private(folders[1])
         (folders[2] / "kernel.json").write_text("{}")
         args = bwrap_argv(cwd=folders[0], private=folders[1], connection_file=folders[2] / "kernel.json",
-                          jail=jail, command=[sys.executable, "-c", CHECK_SOURCE])
+                          jail=jail, command=[sys.executable, "-c", CHECK_SOURCE, *SANDBOX_MODULES])
         try:
             proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
         except OSError as error:
