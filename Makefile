@@ -10,11 +10,13 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# convlab (the students' package, pyproject.toml) and classgrade (the instructors' grader,
+# classgrade/pyproject.toml) are two distributions, both installed editable here.
+$(STAMP): requirements.txt pyproject.toml classgrade/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . -e ./classgrade
 	touch $@
 
 book: $(STAMP)
@@ -50,12 +52,12 @@ exercises: $(STAMP)
 	  $(BIN)/nbgrader generate_assignment "$$(basename $$dir)" --force --no-db --log-level=WARN || exit 1; \
 	done
 
-# Grade a whole class (convlab.classgrade): make grade ASSIGNMENT=cross_correlation SUBMISSIONS=submitted
+# Grade a whole class (classgrade): make grade ASSIGNMENT=cross_correlation SUBMISSIONS=submitted
 # SUBMISSIONS is nbgrader's submitted/ folder or an LMS download (.zip or folder; REGEX= file-name pattern).
 # Writes $(GRADE_OUT)/: autograded/, feedback/, grades.csv, report.html; DB_URL= for a PostgreSQL gradebook.
 GRADE_OUT ?= grading
 .PHONY: grade
 grade: $(STAMP)
 	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=name SUBMISSIONS=path [GRADE_OUT=grading] [WORKERS=n] [DB_URL=url] [REGEX=re]"; exit 2; }
-	$(BIN)/python -m convlab.classgrade $(ASSIGNMENT) $(SUBMISSIONS) --course . --out $(GRADE_OUT) \
+	$(BIN)/python -m classgrade $(ASSIGNMENT) $(SUBMISSIONS) --course . --out $(GRADE_OUT) \
 	  $(if $(WORKERS),--workers $(WORKERS)) $(if $(DB_URL),--db-url '$(DB_URL)') $(if $(REGEX),--regex '$(REGEX)')

@@ -5,7 +5,7 @@
 Builds N submissions of the fixture assignment in tests/hostile/ (copies of
 the correct, wrong and partial students), grades them once with sequential
 ``nbgrader autograde`` (one process, one notebook at a time) and once with
-``python -m convlab.classgrade`` (``--workers`` at a time, each in its own
+``python -m classgrade`` (``--workers`` at a time, each in its own
 sandboxed kernel), checks the grades agree, and prints the throughput ratio
 from that one run, with the CPU seconds per notebook of each (kernels
 included; less sensitive to other load on the machine than the wall
@@ -120,7 +120,7 @@ def sequential(tmp, course, subs):
 
 def parallel(tmp, course, subs, workers, feedback, extra=(), name="parallel"):
     out = tmp / name
-    cmd = [sys.executable, "-m", "convlab.classgrade", "tiny", str(subs), "--course", str(course),
+    cmd = [sys.executable, "-m", "classgrade", "tiny", str(subs), "--course", str(course),
            "--out", str(out), "--workers", str(workers), "--no-progress", *extra]
     if not feedback:
         cmd.append("--no-feedback")
@@ -138,7 +138,7 @@ def dask_cluster(workers):
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())]
     procs += [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                                "--preload", "convlab.classgrade.cluster"],
+                                "--preload", "classgrade.trusted.cluster"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
               for _ in range(workers)]
     from distributed import Client
@@ -196,7 +196,7 @@ def main():
         same = grades(db_seq) == grades(db_par)
         print(f"{args.n} submissions, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
         print(f"sequential nbgrader autograde : {t_seq:7.1f} s  ({t_seq / args.n:.2f} s/notebook)")
-        print(f"convlab.classgrade, {args.workers} workers{' + feedback' if args.feedback else ''}"
+        print(f"classgrade, {args.workers} workers{' + feedback' if args.feedback else ''}"
               f" : {t_par:7.1f} s  ({t_par / args.n:.2f} s/notebook)")
         # CPU time (all descendants, kernels included) depends little on other load
         print(f"CPU seconds per notebook: sequential {cpu_seq / args.n:.2f}, parallel {cpu_par / args.n:.2f}"

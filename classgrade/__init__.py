@@ -1,16 +1,17 @@
-"""Grade a whole class with nbgrader: parallel, isolated, with a class report.
+"""classgrade: grade a whole class of nbgrader notebooks, in parallel, each in a sandbox.
 
-``python -m convlab.classgrade ASSIGNMENT SUBMISSIONS --out grading/`` (see
-:mod:`convlab.classgrade.run` for the pipeline, :mod:`.worker` for one
-submission, :mod:`.sandbox` for the grading kernel, :mod:`.report` for the
-report).
+The instructors' tool (not part of ``convlab``, which students install). Its folders say
+where their code runs:
+
+- :mod:`classgrade.trusted` runs as the grader, OUTSIDE any sandbox: the command line
+  (``python -m classgrade``), the run, the Dask path, nbgrader's input and output, the
+  sandbox's launcher, the verdicts and the report. It is never visible inside a sandbox.
+- :mod:`classgrade.sandboxed` runs INSIDE the sandbox, as the student: the grading kernel
+  and what it imports (its audit hook, the fingerprints, the ledger's writer).
+- :mod:`classgrade.protocol` holds the typed records that cross between processes and
+  between the two sides; it is visible inside the sandbox too, with this file and
+  ``sandboxed/``.
+
+This file imports nothing, so that the sandbox, which sees only those, never needs the
+trusted side.
 """
-__all__ = ["ClassResult", "grade_class"]
-
-
-def __getattr__(name):
-    # lazy: the grading kernel imports convlab.classgrade.sandbox and nothing else
-    if name in __all__:
-        from . import run
-        return getattr(run, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

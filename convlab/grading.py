@@ -17,9 +17,9 @@ The grading policy (the instructors' chapter of the book states it in full):
   stderr as 0, and a progress bar or a library warning must not cost points.
 - A test of one part runs with the reference in place of the functions of the
   other parts it uses (``substitute``), so a mistake costs only its own part.
-- In a grading kernel of :mod:`convlab.classgrade`, every check also hands the
+- In a grading kernel of :mod:`classgrade`, every check also hands the
   values it was given to the grader, which compares them with those of the
-  instructor's solution outside the kernel (:mod:`convlab.classgrade.ledger`).
+  instructor's solution outside the kernel (:mod:`classgrade.trusted.ledger`).
   So a check's ``expected`` must come from the test's own inputs, never from
   the student's code.
 
@@ -305,7 +305,7 @@ def _run_watched(fn, args, kwargs, *, forbidden, substitute, name, case):
     __tracebackhide__ = True
     name = name or getattr(fn, "__name__", "your function")
     where = f" for {case}" if case else ""
-    if forbidden:  # the grader also reads the source of `name` for delegation (classgrade.audit)
+    if forbidden:  # the grader also reads the source of `name` for delegation (classgrade.trusted.audit)
         _record("watched", None, None, function=name, forbidden=sorted(forbidden), substitute=sorted(substitute or ()))
     watch = _Watch(forbidden)
     with _Captured() as printed, _substituted(fn, substitute, watch), watch.active():
@@ -426,8 +426,8 @@ def random_cases(seed, n=8, *, padding=False, stride=False, max_size=9):
 _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
-# Set by the grading kernel (convlab.classgrade.sandbox): receives the values of every check,
-# which the grader compares with its own reference outside the kernel (convlab.classgrade.ledger).
+# Set by the grading kernel (classgrade.sandboxed.kernel): receives the values of every check,
+# which the grader compares with its own reference outside the kernel (classgrade.trusted.ledger).
 _ledger = None
 
 

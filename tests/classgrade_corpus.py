@@ -4,7 +4,7 @@ A tiny nbgrader course (``course/``: one assignment ``tiny`` with two graded
 functions, 4 points of autograded tests) and one submission per case in
 ``submitted/<case>/tiny/tiny.ipynb``: ordinary students (correct, wrong,
 partial, blank) and every hostile or broken submission that
-``convlab.classgrade`` must survive. ``expected.json`` holds, per case, the
+``classgrade`` must survive. ``expected.json`` holds, per case, the
 points it earned and a phrase its manual-attention reason must contain.
 The test (tests/test_classgrade.py) copies the course into a temporary folder.
 """

@@ -1,10 +1,10 @@
-"""The grader's reading of a submission's source (convlab.classgrade.audit): delegation and escapes."""
+"""The grader's reading of a submission's source (classgrade.trusted.audit): delegation and escapes."""
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from convlab.classgrade import audit
+from classgrade.trusted import audit
 from convlab.grading import DELEGATION
 
 ROOT = Path(__file__).resolve().parents[1]

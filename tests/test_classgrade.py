@@ -1,4 +1,4 @@
-"""Grading a whole class with ``convlab.classgrade`` (the corpus is tests/hostile/).
+"""Grading a whole class with ``classgrade`` (the corpus is tests/hostile/).
 
 One parallel run grades the whole corpus (ordinary, hostile and broken
 submissions of a tiny fixture assignment); the tests check each case's score
@@ -24,8 +24,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from convlab.classgrade import grade_class, jail, report, run, sandbox, worker
-from convlab.classgrade.__main__ import main as classgrade_main
+from classgrade.protocol import Job, Limits, Result, Status
+from classgrade.sandboxed.fingerprints import CHECK_PREFIX
+from classgrade.sandboxed import kernel as sandbox
+from classgrade.trusted import jail, kernels, notebooks, report, run, runner, worker
+from classgrade.trusted.cli import main as classgrade_main
+from classgrade.trusted.run import grade_class
 
 sys.path.insert(0, str(Path(__file__).parent))
 import classgrade_corpus as corpus  # noqa: E402
@@ -88,6 +92,8 @@ def corpus_run(course, tmp_path_factory):
 
 
 def _score(res):
+    """A result's automatic score (a Result, or its record in results.json)."""
+    res = Result.from_dict(res) if isinstance(res, dict) else res
     return report.totals({"student": res})["student"][0]
 
 
@@ -96,12 +102,12 @@ def test_each_submission_is_graded_with_its_reason(corpus_run, case):
     result, _ = corpus_run
     res = result.results[case]
     expected = EXPECTED[case]
-    assert res["status"] == "ok", res.get("error")
-    assert _score(res) == expected["score"], res["flags"]
+    assert res.status == Status.OK, res.error
+    assert _score(res) == expected["score"], res.flags
     if expected["reason"] is None:
-        assert res["flags"] == []
+        assert res.flags == []
     else:
-        assert any(expected["reason"] in flag for flag in res["flags"]), res["flags"]
+        assert any(expected["reason"] in flag for flag in res.flags), res.flags
 
 
 def test_outputs_grades_csv_feedback_and_report(corpus_run):
@@ -256,7 +262,7 @@ def test_tampered_tests_show_as_failed_in_the_feedback(corpus_run):
     assert "IntegrityError" in html and "torch.allclose" in html
     # a clean notebook keeps no trace of the check cells
     clean = nbformat.read(str(out / "autograded" / "correct" / "tiny" / "tiny.ipynb"), 4)
-    assert not any(c.source.startswith(worker.CHECK_PREFIX) for c in clean.cells)
+    assert not any(c.source.startswith(CHECK_PREFIX) for c in clean.cells)
 
 
 def test_parallel_grades_equal_sequential_nbgrader_autograde(corpus_run, course, tmp_path):
@@ -308,7 +314,7 @@ def test_lms_download_is_collected_and_graded(lms_postgres_run):
     nb = nbformat.read(str(out / "autograded" / "dave" / "tiny" / "tiny.ipynb"), as_version=4)
     said = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "no gradebook:" in said and "gradebook changed" not in said, said
-    assert any("not a valid notebook" in f for f in result.results["carol"]["flags"])
+    assert any("not a valid notebook" in f for f in result.results["carol"].flags)
     assert (out / "feedback" / "bob" / "tiny" / "tiny.html").exists()
 
 
@@ -365,9 +371,9 @@ def test_the_kernel_manager_builds_the_grader_s_own_client():
     a ``client_class`` default alone is never used (it was not, for a while), and the stock
     client's handshake waits on fixed timers."""
     import zmq
-    client = worker.KernelManager().client()
+    client = kernels.KernelManager().client()
     try:
-        assert type(client) is worker.KernelClient
+        assert type(client) is kernels.KernelClient
         assert client.context.getsockopt(zmq.RECONNECT_IVL) == 5
     finally:
         client.context.destroy()
@@ -396,19 +402,15 @@ def test_a_grading_child_makes_one_engine_per_gradebook(tmp_path, monkeypatch):
     other.close()
 
 
-def test_the_grader_starts_without_torch_and_kernels_load_all_of_convlab_before_their_fingerprints():
-    """The grader's process imports no torch (convlab's names load on first use); a kernel's
-    preimport loads every public name, so that no later use changes convlab's namespace
-    between the baseline fingerprints and a check cell."""
-    code = ("import sys, convlab.classgrade.__main__, convlab.classgrade.run\n"
-            "assert 'torch' not in sys.modules, 'the grader imported torch'\n"
-            "from convlab.classgrade import sandbox\n"
+def test_kernels_import_every_module_they_fingerprint_before_their_baseline():
+    """A kernel's module imports torch, numpy and all of convlab (plain imports), so that no later
+    use changes convlab's namespace between the baseline fingerprints and a check cell."""
+    code = ("import sys\n"
+            "from classgrade.sandboxed import kernel\n"
             "import convlab\n"
-            "before = set(vars(convlab))\n"
-            "sandbox.preimport(sandbox.PREIMPORT)\n"
             "loaded = set(vars(convlab))\n"
             "assert set(convlab.__all__) <= loaded, set(convlab.__all__) - loaded\n"
-            "assert not set(convlab.__all__) <= before\n"
+            "kernel.preimport(kernel.PREIMPORT)\n"
             "from convlab import *\n"
             "convlab.corr2d, convlab.kernels\n"
             "assert set(vars(convlab)) == loaded, set(vars(convlab)) ^ loaded\n")
@@ -417,19 +419,20 @@ def test_the_grader_starts_without_torch_and_kernels_load_all_of_convlab_before_
 
 def test_retries_skip_the_cell_that_hung_then_fall_back_to_the_blank_release(tmp_path):
     """The runner's decisions after a wall-clock kill (the kill itself takes minutes to provoke)."""
-    runner = run._Runner(workers=1, wall=60)
-    job = dict(student="s", assignment="tiny", work=str(tmp_path))
-    result = dict(status="wall_timeout", starts=["abc123"])
-    retry = runner._retry(job, result)
-    assert retry["attempt"] == 2 and not retry.get("blank")
-    assert "abc123" in retry["skip"] and "wall-clock limit (60 s)" in retry["skip"]["abc123"]
-    assert retry["flags"] == ["a cell: grading exceeded the wall-clock limit (60 s) while it ran; "
-                              "graded again without running it"]
-    last = runner._retry(dict(retry, attempt=3), dict(status="error", error="boom\nkernel died"))
-    assert last["blank"] and last["flags"][-1] == "grading failed: kernel died"
-    final = dict(status="error", error="still broken")
-    assert runner._retry(last, final) is None and final["flags"][-1] == "grading failed: still broken"
-    assert runner._retry(job, dict(status="ok")) is None
+    grader = runner.Runner(workers=1, wall=60)
+    job = Job(student="s", assignment="tiny", work=str(tmp_path), template_db="", source_dir="", release={})
+    result = Result(student="s", status=Status.WALL_TIMEOUT, starts=["abc123"])
+    retry = grader._retry(job, result)
+    assert retry.attempt == 2 and not retry.blank
+    assert "abc123" in retry.skip and "wall-clock limit (60 s)" in retry.skip["abc123"]
+    assert retry.flags == ["a cell: grading exceeded the wall-clock limit (60 s) while it ran; "
+                           "graded again without running it"]
+    last = grader._retry(retry.again(attempt=3), Result(student="s", status=Status.ERROR, error="boom\nkernel died"))
+    assert last.blank and last.flags[-1] == "grading failed: kernel died"
+    final = Result(student="s", status=Status.ERROR, error="still broken")
+    assert grader._retry(last, final) is None and final.flags[-1] == "grading failed: still broken"
+    assert grader._retry(job, Result(student="s", status=Status.OK)) is None
+    assert Job.from_json(last.to_json()) == last and Result.from_json(final.to_json()) == final
 
 
 def test_a_grader_that_is_not_root_limits_processes_inside_the_sandbox_only(tmp_path):
@@ -440,15 +443,16 @@ def test_a_grader_that_is_not_root_limits_processes_inside_the_sandbox_only(tmp_
     short = Path(tempfile.mkdtemp(prefix="cg-", dir="/tmp"))   # a socket folder short enough for sun_path
     script = f"""
 import json, os, resource
-from convlab.classgrade import jail, zygote
+from classgrade.protocol import KernelRequest
+from classgrade.trusted import jail, namespaces
 os.geteuid = lambda: 1000
 seen = {{}}
-def fake_launch(limits, cwd, private, connection_file, jail_dir, argv, rlimits, cgroup):
+def fake_launch(options, cwd, private, connection_file, jail_dir, argv, rlimits, cgroup):
     seen.update(request=rlimits, launcher=resource.getrlimit(resource.RLIMIT_NPROC)[0])
     order = []
-    zygote.enter = lambda pid: order.append(("enter", resource.getrlimit(resource.RLIMIT_NPROC)[0]))
-    zygote.drop_privileges = lambda: order.append(("drop", resource.getrlimit(resource.RLIMIT_NPROC)[0]))
-    zygote.enter_unprivileged(dict(sandbox_pid=1, rlimits=rlimits))
+    namespaces.enter = lambda pid: order.append(("enter", resource.getrlimit(resource.RLIMIT_NPROC)[0]))
+    namespaces.drop_privileges = lambda: order.append(("drop", resource.getrlimit(resource.RLIMIT_NPROC)[0]))
+    namespaces.enter_unprivileged(KernelRequest(sandbox_pid=1, cwd="/", env={{}}, argv=[], rlimits=rlimits))
     seen.update(order=order, kernel=resource.getrlimit(resource.RLIMIT_NPROC)[0])
     return 0
 jail._launch = fake_launch
@@ -464,9 +468,9 @@ print(json.dumps(seen))
         short.rmdir()
     seen = json.loads(out.strip().splitlines()[-1])
     outside = resource.getrlimit(resource.RLIMIT_NPROC)[0]
-    assert seen["request"]["RLIMIT_NPROC"] == jail.DEFAULT_LIMITS["pids"]
+    assert seen["request"]["RLIMIT_NPROC"] == Limits().pids
     assert seen["launcher"] == outside and [limit for _, limit in seen["order"]] == [outside, outside]
-    assert seen["kernel"] == jail.DEFAULT_LIMITS["pids"]
+    assert seen["kernel"] == Limits().pids
 
 
 def test_write_check_allows_only_the_submission_folders(tmp_path):
@@ -485,7 +489,7 @@ def test_audit_hook_lets_a_notebook_copy_data_in_but_not_out(tmp_path):
     outside.write_text("1,2\n")
     script = f"""
 import os, shutil
-from convlab.classgrade import sandbox
+from classgrade.sandboxed import kernel as sandbox
 sandbox._install_audit_hook([{str(folder)!r}], os.open(os.devnull, os.O_WRONLY))
 shutil.copy({str(outside)!r}, {str(folder)!r})
 for attempt in (lambda: shutil.copy({str(outside)!r}, {str(tmp_path / 'copy.csv')!r}),
@@ -506,7 +510,7 @@ def test_sanitize_restores_deleted_cells_and_replaces_broken_files(tmp_path):
     release = nbformat.read(str(HOSTILE / "submitted" / "blank" / "tiny" / "tiny.ipynb"), 4)
     shutil.copy(HOSTILE / "submitted" / "deleted_tests" / "tiny" / "tiny.ipynb", tmp_path / "tiny.ipynb")
     flags = []
-    worker.sanitize(tmp_path / "tiny.ipynb", release, tmp_path / "baseline.json", flags)
+    notebooks.sanitize(tmp_path / "tiny.ipynb", release, tmp_path / "baseline.json", flags)
     nb = nbformat.read(str(tmp_path / "tiny.ipynb"), 4)
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
     assert [i for i in ids if i] == ["corr2d", "test_corr2d_visible", "test_corr2d_hidden",
@@ -515,17 +519,17 @@ def test_sanitize_restores_deleted_cells_and_replaces_broken_files(tmp_path):
     assert sum("was deleted" in f for f in flags) == 3
     (tmp_path / "tiny.ipynb").write_text("{ not json")
     flags = []
-    worker.sanitize(tmp_path / "tiny.ipynb", release, tmp_path / "baseline.json", flags)
+    notebooks.sanitize(tmp_path / "tiny.ipynb", release, tmp_path / "baseline.json", flags)
     assert "not a valid notebook" in flags[0]
     assert nbformat.read(str(tmp_path / "tiny.ipynb"), 4).cells[3].source == release.cells[3].source
 
 
-# --- warm kernels: forks of one interpreter that imported torch (convlab.classgrade.zygote) ----
+# --- warm kernels: forks of one interpreter that imported torch (classgrade.trusted.zygote) ----
 
 def _cell_scores(result):
     """student -> {grade_id: auto_score} of the code cells: what the two kernel kinds must agree on."""
-    return {student: {gid: cell["auto_score"] for nb in res.get("notebooks", {}).values()
-                      for gid, cell in nb["cells"].items() if cell["cell_type"] == "code"}
+    return {student: {gid: cell.auto_score for nb in res.notebooks.values()
+                      for gid, cell in nb.cells.items() if cell.cell_type == "code"}
             for student, res in result.results.items()}
 
 
@@ -540,8 +544,8 @@ def test_cold_kernels_grade_the_hostile_corpus_as_the_warm_ones(corpus_run, cour
     finally:
         Path(corpus.SECRET_FILE).unlink()
     assert _cell_scores(cold) == _cell_scores(warm)
-    assert {s: sorted(r["flags"]) for s, r in cold.results.items()} == \
-        {s: sorted(r["flags"]) for s, r in warm.results.items()}
+    assert {s: sorted(r.flags) for s, r in cold.results.items()} == \
+        {s: sorted(r.flags) for s, r in warm.results.items()}
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -561,10 +565,10 @@ def test_warm_and_cold_kernels_grade_the_assignment_corpus_alike(assignment, tmp
             for warm in (True, False)}
     assert _cell_scores(runs[True]) == _cell_scores(runs[False])
     for case, want in expected.items():
-        cells = [(gid, c) for nb in runs[True].results[case]["notebooks"].values() for gid, c in nb["cells"].items()
-                 if c["cell_type"] == "code"]
-        failing = sorted(gid for gid, c in cells if c["auto_score"] < c["max_score"])
-        score = sum(c["auto_score"] for _, c in cells)
+        cells = [(gid, c) for nb in runs[True].results[case].notebooks.values() for gid, c in nb.cells.items()
+                 if c.cell_type == "code"]
+        failing = sorted(gid for gid, c in cells if c.auto_score < c.max_score)
+        score = sum(c.auto_score for _, c in cells)
         assert (failing, score) == (sorted(want["failing"]), pytest.approx(want["score"])), case
 
 
@@ -702,9 +706,9 @@ def test_tampering_with_the_checks_earns_only_what_the_values_earn(tmp_path):
     scores = _cell_scores(result)
     part_a = ("test_corr2d_visible", "test_corr2d_hidden")
     for name in ("aa_correct_before", "zz_correct_after"):
-        assert sum(scores[name].values()) == 6 and not result.results[name]["flags"], name
+        assert sum(scores[name].values()) == 6 and not result.results[name].flags, name
     for name in TAMPERING:
-        flags = result.results[name]["flags"]
+        flags = result.results[name].flags
         assert [scores[name][gid] for gid in part_a] == [0, 0], (name, flags)
         for gid in part_a:
             assert any(f"'{gid}'" in f and ("does not confirm" in f or "modified checking code" in f)
@@ -715,17 +719,17 @@ def test_tampering_with_the_checks_earns_only_what_the_values_earn(tmp_path):
     assert {name: sum(scores[name].values()) for name in TAMPERING} == \
         dict.fromkeys(TAMPERING, 0) | {"tensor_subclass_agrees": 2}
     for name in set(TAMPERING) - {"tensor_subclass_agrees"}:
-        flags = result.results[name]["flags"]
+        flags = result.results[name].flags
         assert all(any(f"'{gid}'" in f for f in flags) for gid in ("test_conv2d_visible", "test_conv2d_hidden")), flags
-    assert any("grade this test by hand" in f for name in TAMPERING for f in result.results[name]["flags"])
-    ledger_only = [name for name in TAMPERING if any("does not confirm" in f for f in result.results[name]["flags"])
-                   and not any("modified checking code" in f for f in result.results[name]["flags"])]
+    assert any("grade this test by hand" in f for name in TAMPERING for f in result.results[name].flags)
+    ledger_only = [name for name in TAMPERING if any("does not confirm" in f for f in result.results[name].flags)
+                   and not any("modified checking code" in f for f in result.results[name].flags)]
     print("caught by the ledger alone:", ledger_only)
     assert set(ledger_only) == set(TAMPERING) - {"module_replaced"}   # the fingerprints missed these
 
 
 # Right values by a forbidden route, hidden from the in-kernel watch (TorchFunctionMode and profiler):
-# each passes in the kernel; the grader's reading of the source (convlab.classgrade.audit) takes Part A.
+# each passes in the kernel; the grader's reading of the source (classgrade.trusted.audit) takes Part A.
 HIDDEN_DELEGATION = {
     "aten_op_below_the_mode": '''def corr2d(X, K):
     """F.conv2d's own ATen operator, which no TorchFunctionMode sees."""
@@ -778,16 +782,16 @@ def test_hiding_a_delegation_or_a_call_count_from_the_kernel_earns_nothing(tmp_p
                          memory="3G", progress=False, feedback=False)
     scores = _cell_scores(result)
     for name in ("aa_correct_before", "zz_correct_after"):
-        assert sum(scores[name].values()) == 6 and not result.results[name]["flags"], name
+        assert sum(scores[name].values()) == 6 and not result.results[name].flags, name
     for name in HIDDEN_DELEGATION:
-        flags = result.results[name]["flags"]
+        flags = result.results[name].flags
         for gid in ("test_corr2d_visible", "test_corr2d_hidden"):
             # "passed in the kernel": the route did get past the in-kernel watch; the source reading did not
             assert scores[name][gid] == 0 and any(
                 f"test '{gid}' passed in the kernel, but the grader" in f for f in flags), (name, gid, flags)
         assert sum(scores[name].values()) == 2, (name, flags)   # Part B is right, and its own
     by_hand = {name for name in HIDDEN_DELEGATION
-               if any("grade this test by hand" in f for f in result.results[name]["flags"])}
+               if any("grade this test by hand" in f for f in result.results[name].flags)}
     assert by_hand == {"computed_names", "helper_through_module_dict"}   # no forbidden name to point at
 
     submitted = tmp_path / "shapes"
@@ -797,8 +801,8 @@ def test_hiding_a_delegation_or_a_call_count_from_the_kernel_earns_nothing(tmp_p
     result = grade_class(ROOT, "shapes_padding_stride", submitted, tmp_path / "shapes_out", workers=2,
                          timeout=60, memory="3G", progress=False, feedback=False)
     scores = _cell_scores(result)
-    assert sum(scores["aa_correct"].values()) == 10 and not result.results["aa_correct"]["flags"]
-    flags = result.results["uncounted_loop"]["flags"]
+    assert sum(scores["aa_correct"].values()) == 10 and not result.results["aa_correct"].flags
+    flags = result.results["uncounted_loop"].flags
     part_b = ("test_pad2d_visible", "test_pad2d_hidden", "test_pad2d_vectorized")
     assert all(any(f"test '{gid}' passed in the kernel" in f and "torch._C" in f for f in flags) for gid in part_b), flags
     # Part C's corr2d runs with the reference pad2d: the loop costs Part B only

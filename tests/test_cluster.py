@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from convlab.classgrade import grade_class
-from convlab.classgrade.__main__ import main as classgrade_main
+from classgrade.protocol import Job, Status
+from classgrade.trusted.cli import main as classgrade_main
+from classgrade.trusted.run import grade_class
 
 sys.path.insert(0, str(Path(__file__).parent))
 import classgrade_corpus as corpus  # noqa: E402
@@ -45,13 +46,13 @@ def _start(args, log):
 # evaluated on each worker (a function of this file would be pickled by reference, and the
 # workers cannot import this file)
 HAS_ZYGOTE = ("(lambda c: c._zygote is not None and c._zygote.proc.poll() is None)"
-              "(__import__('convlab.classgrade.cluster', fromlist=['_zygote']))")
+              "(__import__('classgrade.trusted.cluster', fromlist=['_zygote']))")
 
 
 @contextlib.contextmanager
 def _local_cluster(logs, preload=()):
     """``(address, {name: process})`` of a ``dask scheduler`` and workers w1 and w2 on loopback
-    (``preload``: the names of those started with ``--preload convlab.classgrade.cluster``);
+    (``preload``: the names of those started with ``--preload classgrade.trusted.cluster``);
     every process is killed on exit."""
     from distributed import Client
     address = f"tcp://127.0.0.1:{_free_port()}"
@@ -60,7 +61,7 @@ def _local_cluster(logs, preload=()):
     try:
         for name in ("w1", "w2"):
             # --no-nanny: grading forks, and a nanny's worker process is daemonic
-            extra = ["--preload", "convlab.classgrade.cluster"] if name in preload else []
+            extra = ["--preload", "classgrade.trusted.cluster"] if name in preload else []
             procs[name] = _start(["worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
                                   "--no-dashboard", *extra], open(logs / f"{name}.log", "w"))
         with Client(address, timeout="60s") as client:
@@ -98,8 +99,8 @@ def _class(folder, copies):
 
 
 def _scores(result):
-    return {s: sum(c["auto_score"] for nb in r["notebooks"].values() for c in nb["cells"].values()
-                   if c["cell_type"] == "code") for s, r in result.results.items()}
+    return {s: sum(c.auto_score for nb in r.notebooks.values() for c in nb.cells.values()
+                   if c.cell_type == "code") for s, r in result.results.items()}
 
 
 def _course_and_class(tmp_path, copies):
@@ -153,7 +154,7 @@ def test_a_worker_killed_mid_run_loses_no_submission(cluster, tmp_path):
     result = outcome["result"]
     want = {f"{case}_{i}": points for case, points in CASES.items() for i in range(3)}
     assert _scores(result) == want
-    assert all(r["status"] == "ok" and not r["flags"] for r in result.results.values())
+    assert all(r.status == Status.OK and not r.flags for r in result.results.values())
     graded = {student for student, _ in corpus.gradebook_grades(f"sqlite:///{out / 'gradebook.db'}")}
     assert graded == set(want) and len(result.results) == len(want)       # every one, once
     assert procs["w1"].wait(10) == -signal.SIGKILL
@@ -161,15 +162,16 @@ def test_a_worker_killed_mid_run_loses_no_submission(cluster, tmp_path):
     # instant before the kill; the ones queued behind it cannot have: some of them, at
     # least, were graded again by w2.
     held = {key.rsplit("-", 1)[1] for key in held}                        # classgrade-N-student
-    assert any(result.results[student]["worker"] == "w2" for student in held), (
-        held, {student: result.results[student]["worker"] for student in held})
+    assert any(result.results[student].worker == "w2" for student in held), (
+        held, {student: result.results[student].worker for student in held})
 
 
 # for test_a_result_lost_with_its_worker...: a stand-in grading task, and where results are
 STAND_IN = """
-def grade_task(job, common):
+def grade_task(job, files, common):
     from distributed import get_worker
-    return dict(student=job["student"], status="ok", flags=[], worker=get_worker().name)
+    from classgrade.protocol import Result, Status
+    return Result(student=job.student, status=Status.OK, worker=get_worker().name), {}
 
 
 def who_has(dask_scheduler=None):
@@ -183,7 +185,7 @@ def test_a_result_lost_with_its_worker_before_it_was_collected_is_graded_again(t
     another worker, and the run waits for it. A stand-in task (importable by the cluster's
     processes), on a cluster of the test's own, whose workers it kills."""
     import importlib
-    from convlab.classgrade import cluster
+    from classgrade.trusted import cluster
     (tmp_path / "classgrade_stand_in.py").write_text(STAND_IN)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
@@ -191,12 +193,13 @@ def test_a_result_lost_with_its_worker_before_it_was_collected_is_graded_again(t
     monkeypatch.setattr(cluster, "grade_task", stand_in.grade_task)
     with _local_cluster(tmp_path) as (address, procs):
         grading = cluster.Cluster(address, sandbox=False, warm=False, wall=60)
-        jobs = [dict(student=name, work=str(tmp_path / name)) for name in ("a", "b")]
+        jobs = [Job(student=name, assignment="tiny", work=str(tmp_path / name), template_db="", source_dir="",
+                    release={}) for name in ("a", "b")]
         results, killed = [], []
 
         def on_result(job, result):
             if not results:   # the other result is in a worker's memory, not yet collected: lose it
-                other = next(j["student"] for j in jobs if j["student"] != job["student"])
+                other = next(j.student for j in jobs if j.student != job.student)
                 deadline = time.monotonic() + 60
                 while not killed and time.monotonic() < deadline:
                     names = {a: w["name"] for a, w in grading.client.scheduler_info()["workers"].items()}
@@ -208,7 +211,7 @@ def test_a_result_lost_with_its_worker_before_it_was_collected_is_graded_again(t
                             break
                     else:
                         time.sleep(0.01)
-            results.append((job["student"], result))
+            results.append((job.student, result))
 
         thread = threading.Thread(target=grading.run, args=(jobs, on_result), daemon=True)
         thread.start()
@@ -217,8 +220,8 @@ def test_a_result_lost_with_its_worker_before_it_was_collected_is_graded_again(t
         assert not thread.is_alive(), "the run waited forever for the result lost with its worker"
         grading.close()
         assert sorted(s for s, _ in results) == ["a", "b"]
-        assert all(r["status"] == "ok" for _, r in results), results
-        assert results[1][1]["worker"] != killed[0]      # graded again by the worker left
+        assert all(r.status == Status.OK for _, r in results), results
+        assert results[1][1].worker != killed[0]      # graded again by the worker left
 
 
 def test_refuses_a_cluster_whose_workers_cannot_fork(tmp_path, capsys):

@@ -363,14 +363,15 @@ def test_each_known_mistake_is_named_when_a_student_makes_it(name):
 
 
 def test_the_ledger_confirms_only_the_reference_values_with_the_reference_tolerances():
-    """convlab.classgrade.ledger: what a kernel's checks saw, compared with the reference's expected values."""
+    """classgrade's ledger: what a kernel's checks saw, compared with the reference's expected values."""
     import os
     from convlab import grading
-    from convlab.classgrade import ledger
+    from classgrade.sandboxed.ledger import Writer
+    from classgrade.trusted import ledger
 
     def records(run):
         read, write = os.pipe()
-        writer = ledger.Writer(write)
+        writer = Writer(write)
         writer.cell = "c"
         saved, grading._ledger = grading._ledger, writer
         try:

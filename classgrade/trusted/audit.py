@@ -24,7 +24,7 @@ So the grader also reads the submitted code, as text, in its own process:
 
 Straightforward code, right or wrong, uses none of these. A test cell whose
 points rest on a watched check keeps them only where both readings are clean
-(:func:`convlab.classgrade.worker.apply_ledger`): a delegation found costs those
+(:func:`classgrade.trusted.worker.apply_ledger`): a delegation found costs those
 points; an escape withholds them, for the instructor to grade by hand.
 
 >>> import nbformat

@@ -1,26 +1,26 @@
-"""``python -m convlab.classgrade`` (also ``convlab-grade``): grade a whole class.
+"""``python -m classgrade`` (also ``classgrade``): grade a whole class. Runs as the grader.
 
 Example::
 
-    python -m convlab.classgrade cross_correlation submitted/ --out grading/
-    python -m convlab.classgrade cross_correlation canvas.zip --regex '...' --db-url postgresql://...
+    python -m classgrade cross_correlation submitted/ --out grading/
+    python -m classgrade cross_correlation canvas.zip --regex '...' --db-url postgresql://...
 """
 import argparse
 import os
 import sys
 
-from .cluster import ClusterUnavailable
-from .jail import SandboxUnavailable
-from .run import DEFAULT_REGEX, grade_class
+from .collect import DEFAULT_REGEX
+from .errors import Unavailable
+from .run import grade_class
 
-
-NO_SANDBOX = ("convlab.classgrade: --no-sandbox: student code ran in your own account, with your "
+NO_SANDBOX = ("classgrade: --no-sandbox: student code ran in your own account, with your "
               "files, network and processes in reach; the report is marked unsandboxed")
 
 
-def main(argv=None):
+def parser():
+    """The command line's arguments."""
     parser = argparse.ArgumentParser(
-        prog="python -m convlab.classgrade",
+        prog="python -m classgrade",
         description="Autograde every submission of an nbgrader assignment in parallel, "
                     "isolating broken and hostile submissions, and write grades.csv, "
                     "feedback and a class report.")
@@ -52,7 +52,11 @@ def main(argv=None):
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="grade on the workers of a running Dask scheduler, e.g. tcp://head:8786 "
                              "(default: on this machine, --workers at a time)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     if args.no_sandbox:
         print(NO_SANDBOX, file=sys.stderr)
     try:
@@ -62,7 +66,7 @@ def main(argv=None):
                              feedback=not args.no_feedback, progress=not args.no_progress,
                              sandbox=not args.no_sandbox, warm=not args.cold,
                              scheduler=args.scheduler)
-    except (SandboxUnavailable, ClusterUnavailable) as error:
+    except Unavailable as error:   # the sandbox, or the cluster's workers
         print(error, file=sys.stderr)
         return 2
     if args.no_sandbox:

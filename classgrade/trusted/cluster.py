@@ -1,9 +1,9 @@
-"""Grading on a Dask cluster: ``python -m convlab.classgrade ... --scheduler ADDRESS``.
+"""Grading on a Dask cluster: ``python -m classgrade ... --scheduler ADDRESS``.
 
 Each submission is one task on the cluster's workers (Dask distributed). The
-parent, :func:`convlab.classgrade.run.grade_class`, does everything else as
+parent, :func:`classgrade.trusted.run.grade_class`, does everything else as
 on one machine: it generates the assignment, collects the submissions, copies
-each through :func:`~convlab.classgrade.jail.copy_checked`, and alone merges
+each through :func:`~classgrade.trusted.jail.copy_checked`, and alone merges
 the results into the real gradebook. A task receives the submission's files,
 the assignment's source and the template gradebook as bytes (no shared
 filesystem is needed), grades it on its worker exactly as a local run does
@@ -15,11 +15,12 @@ A worker that dies takes its running tasks with it; the scheduler gives
 them to another worker (up to ``distributed.scheduler.allowed-failures``
 times), and a submission that no worker could grade is reported as such.
 
-The workers need the course environment (this package, nbgrader, torch),
+The workers need the course environment (convlab, classgrade, nbgrader, torch),
 ``bwrap``, and a non-daemonic worker process, because grading forks: start
 them with ``dask worker ADDRESS --no-nanny`` or with the environment
 variable ``DASK_DISTRIBUTED__WORKER__DAEMON=False``.
 """
+import atexit
 import contextlib
 import hashlib
 import io
@@ -29,9 +30,19 @@ import sys
 import tarfile
 import tempfile
 import threading
+from multiprocessing import forkserver
 from pathlib import Path
 
-DAEMONIC = ("convlab.classgrade: this Dask worker runs tasks in a daemonic process, which cannot "
+from distributed import Client, as_completed, get_worker
+
+from classgrade.protocol import Result, Status
+
+from . import jail
+from .errors import ClusterUnavailable, SandboxUnavailable
+from .runner import Runner
+from .zygote_handle import Zygote
+
+DAEMONIC = ("classgrade: this Dask worker runs tasks in a daemonic process, which cannot "
             "start grading processes; start the workers with 'dask worker ADDRESS --no-nanny', or "
             "set DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment")
 
@@ -39,10 +50,7 @@ _zygote = None          # one per worker process, started by prepare or its firs
 _worker_lock = threading.Lock()   # guards this worker process's zygote and staged assignments
 _staged = {}            # digest of a run's assignment bytes -> its folder on this worker
 STAGED_KEPT = 8
-
-
-class ClusterUnavailable(RuntimeError):
-    """The cluster's workers cannot grade (see the message)."""
+FOLDERS = ("autograded", "feedback")   # a result's folders, returned as tars
 
 
 def pack(folder):
@@ -66,9 +74,8 @@ def probe(sandbox):
     if multiprocessing.current_process().daemon:
         return DAEMONIC
     if sandbox:
-        from .jail import SandboxUnavailable, check
         try:
-            check()
+            jail.check()
         except SandboxUnavailable as error:
             return str(error)
     return None
@@ -82,15 +89,13 @@ def prepare(sandbox, warm):
     if why is None:
         if sandbox and warm:
             _worker_zygote(wait=False)
-        from multiprocessing import forkserver
-        from .run import _Runner
-        _Runner(1, 0, context="forkserver")   # sets the forkserver's imports
+        Runner(1, 0, context="forkserver")   # sets the forkserver's imports
         forkserver.ensure_running()
     return why
 
 
 def dask_setup(worker):
-    """``dask worker ADDRESS --preload convlab.classgrade.cluster``: the worker starts its
+    """``dask worker ADDRESS --preload classgrade.trusted.cluster``: the worker starts its
     zygote and the forkserver of its grading processes, and waits for their imports (~2 s),
     before it joins the scheduler; else the first grading run it takes part in waits for
     them. A worker that cannot grade says why when a run checks it (:func:`prepare`)."""
@@ -106,8 +111,6 @@ def _worker_zygote(wait=True):
     global _zygote
     with _worker_lock:
         if _zygote is None or _zygote.proc.poll() is not None:
-            import atexit
-            from .zygote import Zygote
             _zygote = Zygote(tempfile.mkdtemp(prefix="classgrade-zygote-"), wait=False)
             atexit.register(_zygote.close)
         if wait:
@@ -143,40 +146,40 @@ def _stage(common):
             unpack(common, folder)
             _staged[key] = folder
             if len(_staged) == 1:
-                import atexit
                 atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in _staged.values()])
             while len(_staged) > STAGED_KEPT:
                 shutil.rmtree(_staged.pop(next(iter(_staged))), ignore_errors=True)
         return _staged[key]
 
 
-def grade_task(job, common):
-    """A Dask task: grade one submission on this worker; return its result, files as bytes."""
-    from .run import _Runner
+def grade_task(job, files, common):
+    """A Dask task: grade one submission (a :class:`~classgrade.protocol.Job`, its handed-in
+    files as tar bytes or ``None``) on this worker; ``(its Result, {folder: tar bytes})``."""
     why = probe(False)
     if why:
         raise ClusterUnavailable(why)
     tmp = Path(tempfile.mkdtemp(prefix="classgrade-task-"))
     try:
         common = _stage(common)
-        job = dict(job, template_db=str(common / "template.db"), source_dir=str(common / "source"),
-                   work=str(tmp / "work"), submission_dir=None)
-        if job.get("files") is not None:
-            unpack(job.pop("files"), tmp / "submission")
-            job["submission_dir"] = str(tmp / "submission")
-        if job.get("sandbox") and job.pop("warm", True):
-            job["zygote"] = _worker_zygote()
+        job = job.again(template_db=str(common / "template.db"), source_dir=str(common / "source"),
+                        work=str(tmp / "work"), submission_dir=None, zygote=None)
+        if files is not None:
+            unpack(files, tmp / "submission")
+            job.submission_dir = str(tmp / "submission")
+        if job.sandbox and job.warm:
+            job.zygote = _worker_zygote()
         done = []
         with _main_not_rerun():
-            _Runner(1, job["wall"], context="forkserver").run([job], lambda j, r: done.append(r))
+            Runner(1, job.wall, context="forkserver").run([job], lambda j, r: done.append(r))
         result = done[0]
-        for kind in ("autograded", "feedback"):
-            folder = result.pop(kind, None)
+        tars = {}
+        for kind in FOLDERS:
+            folder = getattr(result, kind)
+            setattr(result, kind, None)
             if folder and Path(folder).is_dir():
-                result[kind + "_tar"] = pack(folder)
-        from distributed import get_worker
-        result["worker"] = str(get_worker().name)
-        return result
+                tars[kind] = pack(folder)
+        result.worker = str(get_worker().name)
+        return result, tars
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -191,7 +194,6 @@ class Cluster:
     """
 
     def __init__(self, address, *, sandbox, warm, wall):
-        from distributed import Client
         self.warm, self.wall, self.common = warm, wall, None
         self.client = Client(address, timeout="60s")
         try:
@@ -210,38 +212,39 @@ class Cluster:
             shutil.copytree(source_dir, Path(stage) / "source")
             self.common = self.client.scatter(pack(stage), broadcast=True)
 
+    def _submit(self, job):
+        """Send one job to the cluster: its handed-in files checked and packed here."""
+        remote, files = job.again(warm=self.warm, wall=self.wall), None
+        if job.submission_dir and Path(job.submission_dir).is_dir():
+            stage = Path(job.work) / "handed-in"
+            skipped = jail.copy_checked(job.submission_dir, stage)
+            remote.flags = list(job.flags) + [f"left out of the submission: {line}" for line in skipped]
+            files = pack(stage)
+            shutil.rmtree(stage)
+        future = self.client.submit(grade_task, remote, files, self.common, pure=False, retries=1,
+                                    key=f"classgrade-{Path(job.work).name}-{job.student}")
+        return future, remote
+
+    def _collect(self, future, job):
+        """The result of one finished task, its folders unpacked into the job's work folder."""
+        try:
+            result, tars = future.result()
+        except Exception as error:  # noqa: BLE001 - the task's error, or the cluster's
+            return Result.failed(job, Status.ERROR,
+                                 f"the cluster could not grade it: {type(error).__name__}: {error}")
+        for kind, data in tars.items():
+            unpack(data, Path(job.work) / "returned" / kind)
+            setattr(result, kind, str(Path(job.work) / "returned" / kind))
+        return result
+
     def run(self, jobs, on_result):
         """Grade ``jobs`` on the cluster; ``on_result(job, result)`` in this process."""
-        from distributed import as_completed
-        from . import jail
-        futures = {}
-        for job in jobs:
-            remote = dict(job, warm=self.warm, wall=self.wall, files=None, zygote=None)
-            if job.get("submission_dir") and Path(job["submission_dir"]).is_dir():
-                stage = Path(job["work"]) / "handed-in"
-                skipped = jail.copy_checked(job["submission_dir"], stage)
-                remote["flags"] = list(job.get("flags", [])) + [f"left out of the submission: {line}"
-                                                                for line in skipped]
-                remote["files"] = pack(stage)
-                shutil.rmtree(stage)
-            future = self.client.submit(grade_task, remote, self.common, pure=False, retries=1,
-                                        key=f"classgrade-{Path(job['work']).name}-{job['student']}")
-            futures[future] = remote
+        futures = dict(self._submit(job) for job in jobs)
         # not with_results=True: its iterator can wait forever for a task whose worker died after
         # finishing it (dask/distributed#6074); result() waits while the scheduler computes it again
         for future in as_completed(futures):
             job = futures.pop(future)
-            try:
-                result = future.result()
-            except Exception as error:  # noqa: BLE001 - the task's error, or the cluster's
-                result = dict(student=job["student"], status="error", flags=list(job.get("flags", [])),
-                              error=f"the cluster could not grade it: {type(error).__name__}: {error}")
-            else:
-                for kind in ("autograded", "feedback"):
-                    data = result.pop(kind + "_tar", None)
-                    if data is not None:
-                        unpack(data, Path(job["work"]) / "returned" / kind)
-                        result[kind] = str(Path(job["work"]) / "returned" / kind)
+            result = self._collect(future, job)
             future.release()   # the worker may drop the result now (a class is thousands of them)
             on_result(job, result)
 

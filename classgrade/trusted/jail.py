@@ -1,12 +1,12 @@
 """The OS-level sandbox around each grading kernel: bubblewrap (``bwrap``).
 
-``python -m convlab.classgrade.jail --jail DIR --private DIR -f CONNECTION_FILE`` is
-the ``argv`` of the kernelspec that :mod:`convlab.classgrade.worker` writes for a
-sandboxed submission. It runs as the grader, outside the sandbox, for as long as
-the kernel runs: it reads the limits that the worker left in ``DIR/jail.json``,
+``python -P -m classgrade.trusted.jail --jail DIR --private DIR -f CONNECTION_FILE`` is
+the ``argv`` of the kernelspec that :mod:`classgrade.trusted.worker` writes for a
+sandboxed submission (``-P``: the kernel's folder, the student's, is not on ``sys.path``). It runs as the grader, outside the sandbox, for as long as
+the kernel runs: it reads the limits that the worker left in ``DIR/jail.json`` (:class:`classgrade.protocol.JailOptions`),
 puts itself in a ``pids`` cgroup when the grader is root, sets the resource
 limits, and starts ``bwrap``, which builds new user, mount, PID, IPC, UTS and network
-namespaces and holds them open; the kernel (:mod:`convlab.classgrade.sandbox`)
+namespaces and holds them open; the kernel (:mod:`classgrade.sandboxed.kernel`)
 is forked into them by the zygote, or by the launcher for a new interpreter:
 
 - **network**: none. The network namespace has only its own loopback, which
@@ -14,10 +14,11 @@ is forked into them by the zygote, or by the launcher for a new interpreter:
   ZeroMQ's ``ipc`` transport: Unix sockets on a small tmpfs of the sandbox's,
   which the grader reaches through ``/proc/PID/root`` (:func:`link_sockets`).
 - **files**: the operating system (``/usr``), the Python installation, the
-  virtual environment and the ``convlab`` package, read-only, and so is the
-  rest of the root. Writable: the notebook's folder, a bounded tmpfs that the
+  virtual environment, the ``convlab`` package and of ``classgrade`` only what the
+  kernel runs (``__init__.py``, ``protocol.py``, ``sandboxed/``; never ``trusted/``),
+  read-only, and so is the rest of the root. Writable: the notebook's folder, a bounded tmpfs that the
   sandbox fills with a copy of the handed-in folder (:data:`INBOX`); a private
-  ``/tmp`` of bounded size; and the three files of :data:`KERNEL_WRITES` in the
+  ``/tmp`` of bounded size; and the three files of :data:`~classgrade.protocol.KERNEL_WRITES` in the
   kernel's private folder, which it cannot add to. No user namespace can be
   made inside (``--disable-userns``), so no more can be mounted. Nothing else
   exists: no course source, no gradebook, no other submission, no home folder,
@@ -27,7 +28,7 @@ is forked into them by the zygote, or by the launcher for a new interpreter:
   starts dies with the namespace (``--die-with-parent``, and the worker kills
   what is left in the cgroup).
 - **user**: uid/gid 65534 inside, all capabilities dropped, ``no_new_privs``.
-- **limits**: address space (in the kernel, :mod:`.sandbox`), file size
+- **limits**: address space (in the kernel, :mod:`classgrade.sandboxed.kernel`), file size
   (``RLIMIT_FSIZE``), open files, processes (a ``pids`` cgroup when the grader
   is root, where ``RLIMIT_NPROC`` does not hold; ``RLIMIT_NPROC`` otherwise).
 
@@ -36,10 +37,12 @@ machine without ``bwrap`` or without user namespaces is refused up front, in
 one line that says how to fix it. :func:`copy_checked` copies a submission in
 and its results out: regular files and folders only, sizes bounded.
 """
+import importlib.util
 import json
 import os
 import resource
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -48,21 +51,23 @@ import time
 import uuid
 from pathlib import Path
 
+from classgrade.protocol import KERNEL_WRITES, JailOptions, KernelRequest, Limits, ZygoteReport
+
+from .errors import SandboxUnavailable
+from .namespaces import enter_unprivileged
+
+# what a kernel runs of classgrade: visible (read-only) inside every sandbox; nothing else of it is
+PACKAGE = Path(__file__).resolve().parent.parent
+SANDBOX_VISIBLE = ("__init__.py", "protocol.py", "sandboxed")
+KERNEL_MODULE = "classgrade.sandboxed.kernel"
+
 SANDBOX_UID = 65534
 BWRAP_ENV = "CLASSGRADE_BWRAP"      # path of bwrap, for machines that keep it elsewhere
 CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
-DEFAULT_LIMITS = dict(pids=256, file_bytes=64 * 2**20, tmp_bytes=256 * 2**20, folder_bytes=256 * 2**20,
-                      open_files=1024)
 SCRATCH = "/tmp/scratch"             # the kernel's HOME and TMPDIR, on the sandbox's own /tmp
 INBOX = "/run/submission"            # the submission's folder as handed in, read-only, inside
-# The only files of the grader's that a kernel writes (in its private folder, which it cannot add to).
-KERNEL_WRITES = ("kernel.log", "baseline.json", "ledger.jsonl")
 SOCKET_FOLDER_BYTES = 2**20          # the kernel's ZeroMQ sockets, on a tmpfs of its own
 IPC_PATH_MAX = 100                  # sun_path holds 108 bytes; ZeroMQ adds "-N"
-
-
-class SandboxUnavailable(RuntimeError):
-    """The grading sandbox cannot start on this machine (the message says why and what to do)."""
 
 
 def bwrap_path():
@@ -83,10 +88,9 @@ def _mount_os():
 
 
 def _mount_python():
-    """bwrap arguments for the read-only Python environment and convlab (after /tmp: a
-    virtual environment or a clone may lie below it)."""
+    """bwrap arguments for the read-only Python environment, convlab, and what the kernel runs
+    of classgrade (after /tmp: a virtual environment or a clone may lie below it)."""
     args = []
-    import importlib.util
     package = importlib.util.find_spec("convlab").submodule_search_locations  # not imported
     trees = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix, *package)}
     trees.add(os.path.dirname(os.path.realpath(sys.executable)))
@@ -94,7 +98,22 @@ def _mount_python():
         if not any(tree != other and tree.startswith(other + os.sep) for other in trees) \
                 and not tree.startswith("/usr/"):
             args += ["--ro-bind", tree, tree]
-    return args
+    return args + _mount_classgrade(trees)
+
+
+def _mount_classgrade(trees):
+    """bwrap arguments that show, of classgrade, :data:`SANDBOX_VISIBLE` alone, read-only.
+
+    Installed into site-packages (a bound tree) the whole package would be visible: an empty
+    tmpfs covers it first (read-only once the visible parts are bound on it); an editable
+    install's folder (a clone's ``classgrade/``) is outside the bound trees, and only the
+    visible parts are bound there."""
+    where = os.path.realpath(PACKAGE)
+    covered = any(where == tree or where.startswith(tree + os.sep) for tree in trees)
+    args = ["--size", "65536", "--tmpfs", where] if covered else []
+    for name in SANDBOX_VISIBLE:
+        args += ["--ro-bind", os.path.join(where, name), os.path.join(where, name)]
+    return args + (["--remount-ro", where] if covered else [])
 
 
 def sandbox_env():
@@ -116,7 +135,7 @@ def bwrap_argv(*, cwd, private, connection_file, jail, command, limits=None, opt
     :func:`link_sockets`), the rest is read-only, and it cannot create a user
     namespace of its own (in which it could mount more).
     """
-    limits = dict(DEFAULT_LIMITS, **(limits or {}))
+    limits = limits or Limits()
     env = sandbox_env()
     runtime = os.path.dirname(os.path.abspath(connection_file))
     args = [bwrap_path() or "bwrap",
@@ -130,7 +149,7 @@ def bwrap_argv(*, cwd, private, connection_file, jail, command, limits=None, opt
     args += ["--ro-bind", str(Path(jail) / "passwd"), "/etc/passwd",
              "--ro-bind", str(Path(jail) / "group"), "/etc/group",
              "--proc", "/proc", "--dev", "/dev",
-             "--size", str(limits["tmp_bytes"]), "--tmpfs", "/tmp",
+             "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
              "--dir", SCRATCH, "--dir", SCRATCH + "/home", "--dir", SCRATCH + "/mpl",
              "--dir", SCRATCH + "/ipython"]
     args += _mount_python()
@@ -141,7 +160,7 @@ def bwrap_argv(*, cwd, private, connection_file, jail, command, limits=None, opt
     args += ["--size", str(SOCKET_FOLDER_BYTES), "--tmpfs", runtime,
              "--ro-bind", str(connection_file), str(connection_file),
              "--ro-bind", str(cwd), INBOX,
-             "--size", str(limits["folder_bytes"]), "--tmpfs", str(cwd),
+             "--size", str(limits.folder_bytes), "--tmpfs", str(cwd),
              "--remount-ro", "/",
              "--chdir", str(cwd), *options, "--"] + list(command)
     return args
@@ -162,14 +181,16 @@ def link_sockets(connection_file, sandbox_pid):
 def write_jail(jail, limits=None, zygote=None):
     """Lay out the grader-side folder of one sandbox (never visible inside it).
 
-    ``zygote``: the socket of a :mod:`convlab.classgrade.zygote` that forks the kernel
+    ``limits``: overrides of :class:`~classgrade.protocol.Limits`; ``zygote``: the socket of a
+    :mod:`classgrade.trusted.zygote` that forks the kernel
     into the sandbox (warm); without it the sandbox starts a new interpreter (cold).
     """
     jail = Path(jail)
     jail.mkdir(parents=True, exist_ok=True)
     (jail / "passwd").write_text(f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:{SCRATCH}/home:/bin/false\n")
     (jail / "group").write_text(f"student:x:{SANDBOX_UID}:\n")
-    (jail / "jail.json").write_text(json.dumps(dict(DEFAULT_LIMITS, **(limits or {}), zygote=zygote)))
+    options = JailOptions(limits=Limits(**(limits or {})), zygote=zygote)
+    (jail / "jail.json").write_text(options.to_json())
 
 
 def write_private(private):
@@ -233,62 +254,81 @@ def release(jail):
         pass
 
 
-def launch(argv=None):
-    """Entry point of the kernelspec: set the limits, build the sandbox, start the kernel in it."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _arguments(argv):
+    """``(jail folder, private folder, connection file, the kernel's argv)`` of the launcher's ``argv``."""
+    argv = list(argv)
     jail = argv[argv.index("--jail") + 1]
     del argv[argv.index("--jail"):argv.index("--jail") + 2]
     private = argv[argv.index("--private") + 1]
     connection_file = os.path.abspath(argv[argv.index("-f") + 1])
-    limits = json.loads((Path(jail) / "jail.json").read_text())
-    runtime = os.path.dirname(connection_file)
-    if len(os.path.join(runtime, "kernel-" + "x" * 36 + "-ipc")) > IPC_PATH_MAX:
-        sys.exit(f"convlab.classgrade: the socket folder {runtime} is too long a path for a Unix "
-                 "socket; set TMPDIR to a short folder such as /tmp")
-    cgroup = _join_pids_cgroup(jail, limits["pids"])
-    rlimits = dict(RLIMIT_FSIZE=limits["file_bytes"], RLIMIT_NOFILE=limits["open_files"], RLIMIT_CORE=0)
+    return jail, private, connection_file, argv
+
+
+def _set_limits(jail, limits):
+    """The launcher's own limits (inherited by bwrap and the kernel); ``(rlimits, cgroup)``,
+    which the kernel's fork sets again once inside."""
+    cgroup = _join_pids_cgroup(jail, limits.pids)
+    rlimits = dict(RLIMIT_FSIZE=limits.file_bytes, RLIMIT_NOFILE=limits.open_files, RLIMIT_CORE=0)
     for name, value in rlimits.items():
         resource.setrlimit(getattr(resource, name), (value, value))
     if cgroup is None:
         # set in the sandbox only (:func:`enter_and_limit`): there it counts the processes of the
         # sandbox's user namespace, not every process of the grader's account
-        rlimits["RLIMIT_NPROC"] = limits["pids"]
-    sys.exit(_launch(limits, os.getcwd(), private, connection_file, jail, argv, rlimits, cgroup))
+        rlimits["RLIMIT_NPROC"] = limits.pids
+    return rlimits, cgroup
 
 
-def _launch(limits, cwd, private, connection_file, jail, kernel_argv, rlimits, cgroup):
-    """Build the sandbox with bwrap, holding it open with a sleeping process, and start the
-    kernel in it; return the kernel's exit status.
+def launch(argv=None):
+    """Entry point of the kernelspec: set the limits, build the sandbox, start the kernel in it."""
+    jail, private, connection_file, kernel_argv = _arguments(sys.argv[1:] if argv is None else argv)
+    options = JailOptions.from_json((Path(jail) / "jail.json").read_text())
+    runtime = os.path.dirname(connection_file)
+    if len(os.path.join(runtime, "kernel-" + "x" * 36 + "-ipc")) > IPC_PATH_MAX:
+        sys.exit(f"classgrade: the socket folder {runtime} is too long a path for a Unix "
+                 "socket; set TMPDIR to a short folder such as /tmp")
+    rlimits, cgroup = _set_limits(jail, options.limits)
+    sys.exit(_launch(options, os.getcwd(), private, connection_file, jail, kernel_argv, rlimits, cgroup))
 
-    The kernel is forked into the sandbox by the zygote (warm), or by this launcher, which
-    then runs a new interpreter (cold); either way it joins the sandbox's namespaces
-    (:func:`convlab.classgrade.zygote.enter`) and lives in its PID namespace, so it dies
-    with bwrap, which dies with this launcher (``--die-with-parent``), which is what the
-    kernel manager kills.
-    """
+
+def _build(options, cwd, private, connection_file, jail):
+    """Start bwrap holding the sandbox open; ``(bwrap, the sandbox's pid)``, or ``(bwrap, None)``."""
     info_read, info_write = os.pipe()
     # the holder is the namespace's PID 1, which its other processes cannot signal (kill(-1)
     # from the kernel would otherwise end the sandbox under it); it first fills the kernel's
     # folder, a tmpfs, with a copy of the handed-in one
     hold = ["/bin/sh", "-c", f"cp -R {INBOX}/. . && echo ready && exec sleep infinity"]
     args = bwrap_argv(cwd=cwd, private=private, connection_file=connection_file, jail=jail, command=hold,
-                      limits=limits, options=["--as-pid-1", "--info-fd", str(info_write)])
+                      limits=options.limits, options=["--as-pid-1", "--info-fd", str(info_write)])
     bwrap = subprocess.Popen(args, pass_fds=(info_write,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              env={"PATH": "/usr/bin:/bin"})
     os.close(info_write)
     with os.fdopen(info_read, "rb") as info:
         sandbox_pid = json.loads(info.read() or b"{}").get("child-pid")   # bwrap closes it once the child runs
     if bwrap.stdout.readline().strip() != b"ready" or not sandbox_pid:
-        print("convlab.classgrade: the sandbox did not start", file=sys.stderr)
-        bwrap.kill()
-        return 1
-    link_sockets(connection_file, sandbox_pid)
-    request = dict(sandbox_pid=sandbox_pid, cwd=cwd, env=sandbox_env(), argv=kernel_argv,
-                   rlimits=rlimits, cgroup=cgroup)
+        return bwrap, None
+    return bwrap, sandbox_pid
+
+
+def _launch(options, cwd, private, connection_file, jail, kernel_argv, rlimits, cgroup):
+    """Build the sandbox with bwrap, holding it open with a sleeping process, and start the
+    kernel in it; return the kernel's exit status.
+
+    The kernel is forked into the sandbox by the zygote (warm), or by this launcher, which
+    then runs a new interpreter (cold); either way it joins the sandbox's namespaces
+    (:func:`classgrade.trusted.namespaces.enter`) and lives in its PID namespace, so it dies
+    with bwrap, which dies with this launcher (``--die-with-parent``), which is what the
+    kernel manager kills. The launcher's stdout and stderr, which bwrap and the kernel
+    inherit, are the submission's output file (:class:`classgrade.trusted.kernels.KernelManager`).
+    """
+    bwrap, sandbox_pid = _build(options, cwd, private, connection_file, jail)
     try:
-        if limits.get("zygote"):
-            return _warm(limits["zygote"], request)
-        return _cold(request)
+        if sandbox_pid is None:
+            print("classgrade: the sandbox did not start", file=sys.stderr)
+            return 1
+        link_sockets(connection_file, sandbox_pid)
+        request = KernelRequest(sandbox_pid=sandbox_pid, cwd=cwd, env=sandbox_env(), argv=kernel_argv,
+                                rlimits=rlimits, cgroup=cgroup)
+        return _warm(options.zygote, request) if options.zygote else _cold(request)
     finally:
         bwrap.kill()
         bwrap.wait()
@@ -296,39 +336,34 @@ def _launch(limits, cwd, private, connection_file, jail, kernel_argv, rlimits, c
 
 def _warm(zygote, request):
     """Have the zygote fork the kernel into the sandbox; its exit status."""
-    import socket
     status = 1
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         try:
             conn.connect(zygote)
-            socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
+            socket.send_fds(conn, [request.to_json().encode()], [0, 1, 2])
             for line in conn.makefile("rb"):
-                status = json.loads(line).get("status", status)
+                report = ZygoteReport.from_json(line)
+                status = status if report.status is None else report.status
         except OSError as error:
-            print(f"convlab.classgrade: no warm kernel ({zygote}): {error}", file=sys.stderr)
+            print(f"classgrade: no warm kernel ({zygote}): {error}", file=sys.stderr)
     return status
 
 
 def _cold(request):
     """Join the sandbox in a fork and start a new interpreter there; its exit status."""
-    import importlib.util
-    # by path: importing the package would import torch, which only the kernel needs
-    spec = importlib.util.spec_from_file_location("classgrade_zygote", Path(__file__).with_name("zygote.py"))
-    zygote = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(zygote)
     child = os.fork()
     if child == 0:
         code = 127
         try:
-            zygote.enter_unprivileged(request)
-            os.chdir(request["cwd"])
+            enter_unprivileged(request)
+            os.chdir(request.cwd)
             kernel = os.fork()   # the first process in the sandbox's PID namespace
             if kernel == 0:
-                command = [sys.executable, "-m", "convlab.classgrade.sandbox"] + request["argv"]
-                os.execve(command[0], command, request["env"])
+                command = [sys.executable, "-m", KERNEL_MODULE] + request.argv
+                os.execve(command[0], command, request.env)
             code = os.waitstatus_to_exitcode(os.waitpid(kernel, 0)[1])
         except BaseException as exc:  # noqa: BLE001 - reported, as the zygote does
-            os.write(2, f"convlab.classgrade: could not start the kernel: {exc}\n".encode())
+            os.write(2, f"classgrade: could not start the kernel: {exc}\n".encode())
         finally:
             os._exit(code)
     return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
@@ -336,7 +371,7 @@ def _cold(request):
 
 # what the kernels import, which the check finds in a sandbox (finds: importing torch takes
 # a second and more)
-SANDBOX_MODULES = ("convlab", "torch", "numpy", "ipykernel")
+SANDBOX_MODULES = ("convlab", "torch", "numpy", "ipykernel", "classgrade.protocol", KERNEL_MODULE)
 CHECK_SOURCE = ("import importlib.util, os, sys\n"
                 "missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]\n"
                 "if missing: raise SystemExit('the sandbox cannot import ' + ', '.join(missing))\n"
@@ -349,7 +384,7 @@ def check():
     fix = "or grade without a sandbox with --no-sandbox (only for code you trust)"
     if not path or not os.access(path, os.X_OK):
         raise SandboxUnavailable(
-            "convlab.classgrade: cannot sandbox the grading kernels: bubblewrap (bwrap) is not "
+            "classgrade: cannot sandbox the grading kernels: bubblewrap (bwrap) is not "
             f"installed; install it (Debian/Ubuntu: apt-get install bubblewrap), {fix}")
     with tempfile.TemporaryDirectory(prefix="classgrade-check-") as tmp:
         jail = Path(tmp) / "jail"
@@ -364,7 +399,7 @@ def check():
         try:
             proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
         except OSError as error:
-            raise SandboxUnavailable(f"convlab.classgrade: cannot run {path}: {error}; {fix}") from None
+            raise SandboxUnavailable(f"classgrade: cannot run {path}: {error}; {fix}") from None
     if proc.returncode != 0 or proc.stdout.strip() != str(SANDBOX_UID):
         said = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         hint = ""
@@ -374,7 +409,7 @@ def check():
                     "AppArmor profile, or sysctl kernel.apparmor_restrict_unprivileged_userns=0; "
                     "elsewhere sysctl user.max_user_namespaces=15000)")
         raise SandboxUnavailable(
-            f"convlab.classgrade: cannot sandbox the grading kernels: bwrap failed: {said}{hint}; {fix}")
+            f"classgrade: cannot sandbox the grading kernels: bwrap failed: {said}{hint}; {fix}")
 
 
 def copy_checked(src, dst, *, max_file_bytes=50 * 2**20, max_total_bytes=200 * 2**20,

@@ -5,7 +5,7 @@ submission runs and could rewrite anything: the checks, their messages,
 nbgrader's view of the cell. So the checks of :mod:`convlab.grading`
 (``check_result``, ``check_equal``, ``check_raises`` and ``check_against``,
 which uses the first two) also write what they were given to a file of the
-grader's (:class:`Writer`, one JSON line per check: the value as plain
+grader's (:class:`classgrade.sandboxed.ledger.Writer`, one JSON line per check: the value as plain
 numbers with its shape and dtype, and the cell it came from). Nothing of the
 kernel is believed but those numbers:
 
@@ -16,7 +16,7 @@ kernel is believed but those numbers:
   that nbgrader gave points, the values that submission's kernel produced
   (``got``) with the reference's ``expected``, check by check, with the
   reference's tolerances. A cell whose checks are missing, extra, or
-  different loses its points (:func:`convlab.classgrade.worker.apply_ledger`).
+  different loses its points (:func:`classgrade.trusted.worker.apply_ledger`).
 
 What this guarantees: a test cell's points need the values that the
 instructor's own solution produced, on the instructor's own cases, to have
@@ -35,45 +35,10 @@ import array
 import base64
 import json
 import math
-import os
+
+from classgrade.protocol import LEDGER as FILE  # noqa: F401 - in the kernel's private folder
 
 MAX_BYTES = 64 * 2**20      # a kernel's ledger beyond this is not read (RLIMIT_FSIZE bounds it too)
-FILE = "ledger.jsonl"       # in the kernel's private folder
-
-
-def encode(value):
-    """A JSON-able description of a check's value: a tensor's shape, dtype and float64 numbers."""
-    import torch
-    if isinstance(value, torch.Tensor):
-        with torch._C.DisableTorchFunctionSubclass():   # a subclass's own code stays out of it
-            tensor = torch.Tensor.detach(value)
-            if tensor.is_complex():
-                return dict(type="complex tensor")
-            data = tensor.to("cpu", torch.float64).contiguous().numpy().tobytes()
-        return dict(type="tensor", shape=list(tensor.shape), dtype=str(tensor.dtype).removeprefix("torch."),
-                    data=base64.b64encode(data).decode("ascii"))
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return dict(type="plain", value=value)
-    if isinstance(value, (tuple, list)) and all(type(v) is int for v in value):
-        return dict(type="ints", value=list(value))
-    return dict(type=type(value).__name__)
-
-
-class Writer:
-    """Writes the checks of one kernel to ``fd``; ``cell`` is the hash of the running cell."""
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.cell = None
-
-    def __call__(self, kind, got, expected, options):
-        try:
-            line = json.dumps(dict(cell=self.cell, kind=kind, got=encode(got), expected=encode(expected),
-                                   options=options))
-        except Exception as error:  # noqa: BLE001 - a value that cannot be described does not match
-            line = json.dumps(dict(cell=self.cell, kind=kind, got=dict(type="error", value=str(error)[:200]),
-                                   expected=None, options=options))
-        os.write(self.fd, (line + "\n").encode())
 
 
 def read(path):

@@ -1,8 +1,39 @@
-"""The class report: score distribution, per-test failure rates, manual attention."""
+"""The class report: score distribution, per-test failure rates, manual attention.
+
+Runs as the grader. :class:`ClassResult` is what a run gave (student ->
+:class:`~classgrade.protocol.Result`); :func:`write_report` writes it out.
+"""
 import html
+import json
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+
+# a Figure with its own Agg canvas: no pyplot, whose import (~1-2 s) a run would pay
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+
+@dataclass
+class ClassResult:
+    """A graded class: each submission's result, where it went, and what the ledger could not confirm."""
+    out: Path
+    db_url: str
+    results: dict = field(default_factory=dict)     # student -> classgrade.protocol.Result
+    wall_seconds: float = 0.0
+    sandbox: str = "bwrap"                          # or "none (--no-sandbox)"
+    unconfirmed: list = field(default_factory=list)  # tests the ledger cannot confirm, and why
+
+    @property
+    def needs_attention(self):
+        return {s: r.flags for s, r in sorted(self.results.items()) if r.flags}
+
+    def write_json(self, path):
+        """``results.json``: every submission's result record (less the cells' hashes)."""
+        records = {s: {k: v for k, v in r.to_dict().items() if k != "starts"} for s, r in self.results.items()}
+        Path(path).write_text(json.dumps(records, indent=1))
 
 
 def failure_rates(results):
@@ -13,14 +44,14 @@ def failure_rates(results):
     """
     counts = defaultdict(lambda: [0, 0, 0.0])
     for res in results.values():
-        for nb_name, nb in res.get("notebooks", {}).items():
-            for gid, cell in nb["cells"].items():
-                if cell["cell_type"] != "code":
+        for nb_name, nb in res.notebooks.items():
+            for gid, cell in nb.cells.items():
+                if cell.cell_type != "code":
                     continue
                 entry = counts[(nb_name, gid)]
                 entry[1] += 1
-                entry[2] = cell["max_score"]
-                if (cell["auto_score"] or 0) < cell["max_score"]:
+                entry[2] = cell.max_score
+                if (cell.auto_score or 0) < cell.max_score:
                     entry[0] += 1
     rows = [(nb, gid, pts, failed, total) for (nb, gid), (failed, total, pts) in counts.items()]
     return sorted(rows, key=lambda r: (-r[3] / max(r[4], 1), r[0], r[1]))
@@ -31,30 +62,26 @@ def totals(results):
     out = {}
     for student, res in results.items():
         score = maximum = 0.0
-        for nb in res.get("notebooks", {}).values():
-            for cell in nb["cells"].values():
-                if cell["cell_type"] == "code":
-                    score += cell["auto_score"] or 0.0
-                    maximum += cell["max_score"]
+        for nb in res.notebooks.values():
+            for cell in nb.cells.values():
+                if cell.cell_type == "code":
+                    score += cell.auto_score or 0.0
+                    maximum += cell.max_score
         out[student] = (score, maximum)
     return out
 
 
 def manual_pending(results):
     """(cells awaiting manual grading, their points per submission) - written answers."""
-    cells = {(nb_name, gid): cell["max_score"] for res in results.values()
-             for nb_name, nb in res.get("notebooks", {}).items()
-             for gid, cell in nb["cells"].items() if cell["needs_manual_grade"]}
-    count = sum(1 for res in results.values() for nb in res.get("notebooks", {}).values()
-                for cell in nb["cells"].values() if cell["needs_manual_grade"])
+    cells = {(nb_name, gid): cell.max_score for res in results.values()
+             for nb_name, nb in res.notebooks.items()
+             for gid, cell in nb.cells.items() if cell.needs_manual_grade}
+    count = sum(1 for res in results.values() for nb in res.notebooks.values()
+                for cell in nb.cells.values() if cell.needs_manual_grade)
     return count, sum(cells.values())
 
 
 def histogram(scores, maximum, path, title):
-    # a Figure with its own Agg canvas: no pyplot, whose import (~1-2 s) a run would pay
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
     fig = Figure(figsize=(6, 3.2), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.subplots()

@@ -1,7 +1,7 @@
-"""Imported by the forkserver of a Dask worker's grading processes (see ``run._Runner``):
-:func:`convlab.classgrade.worker.warm_up` once there, as the local grader does before it
-forks, so that no grading child imports nbgrader, configures its gradebook or compiles the
-feedback templates again."""
-from . import worker
+"""Imported by the forkserver of a Dask worker's grading processes (see :class:`.runner.Runner`):
+:func:`.warmup.warm_up` once there, as the local grader does before it forks, so that no
+grading child imports nbgrader, configures its gradebook or compiles the feedback templates
+again. Importing this module is what warms (multiprocessing preloads modules by name)."""
+from . import warmup, worker  # noqa: F401 - worker: what each grading child runs
 
-worker.warm_up(feedback=True)
+warmup.warm_up(feedback=True)

@@ -2,22 +2,22 @@
 
 Starting a kernel costs an interpreter and ``import torch, numpy, convlab,
 ipykernel``: about 2 s of CPU, most of the time grading a notebook takes. The
-*zygote* pays it once: ``python -m convlab.classgrade.zygote SOCKET`` imports
+*zygote* pays it once: ``python -m classgrade.trusted.zygote SOCKET`` imports
 those modules, starts no thread, runs no student code, and waits for requests
 on a Unix socket that only the grader's own processes can reach.
 
-Each request comes from :func:`convlab.classgrade.jail.launch`, the kernel's
+Each request comes from :func:`classgrade.trusted.jail.launch`, the kernel's
 launcher, once bubblewrap has built that submission's sandbox and is holding
 it open. The zygote forks; the fork
 
 1. takes the launcher's stdin, stdout and stderr and closes everything else;
 2. joins the sandbox's pids cgroup;
-3. enters the sandbox's namespaces with ``setns(2)``, as ``nsenter(1)`` does
+3. enters the sandbox's namespaces with ``setns(2)`` (:mod:`.namespaces`), as ``nsenter(1)`` does
    (mount, network, IPC, UTS, cgroup and PID, then the user namespace whose
    uid 65534 it becomes): from here on it sees only what bwrap put there;
 4. drops every capability, sets ``no_new_privs`` and the resource limits;
 5. forks the kernel (the first process that lives in the sandbox's PID
-   namespace), which runs :func:`convlab.classgrade.sandbox.main` with the
+   namespace), which runs :func:`classgrade.sandboxed.kernel.main` with the
    imports already done, waits for it and reports its exit status to the
    launcher.
 
@@ -25,98 +25,26 @@ So each submission still has a process and a sandbox of its own, and the
 zygote never changes: nothing of one submission reaches the next. bwrap
 builds every sandbox; the zygote only enters one.
 """
-import ctypes
-import fcntl
-import json
 import os
+import random
 import select
 import signal
 import socket
 import sys
-import time
+import traceback
 
-# the kernel's own imports, and those of the kernel's start (they need no sandbox)
-# (ipykernel.debugger: the kernel imports it, and debugpy, as it starts; no thread)
-PREIMPORT = ["convlab.classgrade.sandbox", "convlab.classgrade.ledger", "ipykernel.kernelapp", "ipykernel.debugger"]
-# setns(2) flags; NS_GET_USERNS (ioctl_ns(2)) names the user namespace that owns a namespace
-CLONE = dict(user=0x10000000, mnt=0x00020000, net=0x40000000, ipc=0x08000000,
-             uts=0x04000000, cgroup=0x02000000, pid=0x20000000)
-NS_GET_USERNS = 0xB701
-PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 24, 47, 4
-CAP_LAST = 63
-_libc = ctypes.CDLL(None, use_errno=True)
+import numpy
 
+from classgrade.protocol import KernelRequest, ZygoteReport
+from classgrade.sandboxed import kernel
 
-def _check(result, what):
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
+from .namespaces import assert_unprivileged, enter_unprivileged
 
-
-def enter(pid):
-    """Join every namespace of process ``pid`` (a bwrap sandbox) that this process is not in.
-
-    bwrap sets the sandbox up as root of a first user namespace, which owns the mount and
-    other namespaces, then drops into a second one for uid 65534: join the owner first
-    (so that setns is allowed on the others), the user namespace of ``pid`` last.
-    """
-    fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY) for name in CLONE}
-    # read before the first setns: once in the sandbox's mount namespace, /proc is the
-    # sandbox's, in which this process has no /proc/self
-    current = {name: os.stat(f"/proc/self/ns/{name}").st_ino for name in CLONE}
-    try:
-        owner = fcntl.ioctl(fds["mnt"], NS_GET_USERNS)
-        order = [(owner, "user")] + [(fds[n], n) for n in CLONE if n != "user"] + [(fds["user"], "user")]
-        for fd, name in order:
-            target = os.fstat(fd).st_ino
-            if target == current[name]:
-                continue   # already in it (setns on one's own user namespace fails)
-            _check(_libc.setns(fd, CLONE[name]), f"setns {name}")
-            current[name] = target
-        os.close(owner)
-    finally:
-        for fd in fds.values():
-            os.close(fd)
-
-
-def drop_privileges():
-    """No capability of any kind, and none to gain (``no_new_privs``)."""
-    for cap in range(CAP_LAST + 1):
-        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == 22:
-            break   # EINVAL: past the kernel's last capability
-    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
-
-    _check(_libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()), "capset")
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-
-
-def enter_unprivileged(request):
-    """Enter the sandbox of ``request`` with no privilege, under its limits.
-
-    ``RLIMIT_NPROC`` is set once inside: in the sandbox's user namespace it counts the
-    processes of that namespace alone (the grader's own are not counted against it).
-    """
-    import resource
-    enter(request["sandbox_pid"])
-    drop_privileges()
-    for name, value in request.get("rlimits", {}).items():
-        resource.setrlimit(getattr(resource, name), (value, value))
-
-
-def assert_unprivileged():
-    """Raise unless this process has no capability and ``no_new_privs`` (read in its own /proc)."""
-    with open("/proc/self/status") as f:
-        status = dict(line.split(":", 1) for line in f)
-    caps = {key: int(status[key], 16) for key in ("CapEff", "CapPrm", "CapBnd", "CapAmb")}
-    if any(caps.values()) or status["NoNewPrivs"].strip() != "1":
-        raise OSError(f"the kernel is not unprivileged: {caps}, NoNewPrivs {status['NoNewPrivs'].strip()}")
+# the kernel's own imports (this module's, above: classgrade.sandboxed.kernel imports torch,
+# numpy, convlab and ipykernel) and those of the kernel's start (they need no sandbox;
+# ipykernel.debugger: the kernel imports it, and debugpy, as it starts; no thread)
+PREIMPORT = ["ipykernel.debugger"]
+KERNEL_MODULE = "classgrade.sandboxed.kernel"
 
 
 def _kernel(request):
@@ -124,74 +52,95 @@ def _kernel(request):
     code = 1
     try:
         assert_unprivileged()
-        import random
-        import numpy
         random.seed()            # a fork would share the zygote's state
         numpy.random.seed()
-        from . import sandbox
-        sys.argv = [sys.executable, "-m", "convlab.classgrade.sandbox"] + request["argv"]
-        sandbox.main(request["argv"])
+        sys.argv = [sys.executable, "-m", KERNEL_MODULE] + request.argv
+        kernel.main(request.argv)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - reported on the kernel's stderr
-        import traceback
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _report(conn, **fields):
+    conn.sendall(ZygoteReport(**fields).to_json().encode() + b"\n")
+
+
+def _take_over(conn, fds):
+    """The fork's first steps: default signals, the launcher's stdin/out/err, nothing else open."""
+    for signum in (signal.SIGCHLD, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    keep = conn.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 65536)
+    os.setsid()
 
 
 def _child(conn, fds, request):
     """The zygote's fork: set up, enter the sandbox, run the kernel in a fork, report."""
     status = 127
     try:
-        for signum in (signal.SIGCHLD, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_DFL)
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-        keep = conn.fileno()
-        os.closerange(3, keep)
-        os.closerange(keep + 1, 65536)
-        os.setsid()
-        if request.get("cgroup"):
-            with open(os.path.join(request["cgroup"], "cgroup.procs"), "w") as f:
+        _take_over(conn, fds)
+        if request.cgroup:
+            with open(os.path.join(request.cgroup, "cgroup.procs"), "w") as f:
                 f.write(str(os.getpid()))
         enter_unprivileged(request)
-        os.chdir(request["cwd"])
+        os.chdir(request.cwd)
         os.environ.clear()
-        os.environ.update(request["env"])
-        kernel = os.fork()
-        if kernel == 0:
+        os.environ.update(request.env)
+        pid = os.fork()
+        if pid == 0:
             conn.close()
             _kernel(request)
-        conn.sendall(json.dumps(dict(started=True)).encode() + b"\n")
-        _, wait_status = os.waitpid(kernel, 0)
+        _report(conn, started=True)
+        _, wait_status = os.waitpid(pid, 0)
         status = os.waitstatus_to_exitcode(wait_status)
     except BaseException as exc:  # noqa: BLE001 - the launcher reports it
         try:
-            os.write(2, f"convlab.classgrade.zygote: could not start the kernel: {exc}\n".encode())
+            os.write(2, f"classgrade.trusted.zygote: could not start the kernel: {exc}\n".encode())
         except OSError:
             pass
     finally:
         try:
-            conn.sendall(json.dumps(dict(status=status)).encode() + b"\n")
+            _report(conn, status=status)
         except OSError:
             pass
         os._exit(0)
 
 
-def serve(path):
-    """The zygote's main loop: import once, then fork a kernel per request."""
-    from . import sandbox
+def _listen(path):
+    """Import once, then listen on ``path`` (the grader's processes alone can connect)."""
     os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"   # debugpy's warning on import
     for name in PREIMPORT:
         __import__(name)
-    sandbox.preimport(sandbox.PREIMPORT)
-    parent = os.getppid()
+    kernel.preimport(kernel.PREIMPORT)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     os.chmod(path, 0o600)
     listener.listen(64)
+    return listener
+
+
+def _accept(listener):
+    """``(conn, fds, request)`` of one request, or ``None``."""
+    conn, _ = listener.accept()
+    try:
+        message, fds, _, _ = socket.recv_fds(conn, 65536, 3)
+        return conn, fds, KernelRequest.from_json(message)
+    except (OSError, ValueError, TypeError):
+        conn.close()
+        return None
+
+
+def serve(path):
+    """The zygote's main loop: import once, then fork a kernel per request."""
+    listener = _listen(path)
+    parent = os.getppid()
     print("ready", flush=True)
     stopping = []
     # SIGTERM wakes the select at once (it would otherwise run to its timeout)
@@ -209,13 +158,10 @@ def serve(path):
             if wake_read in ready:
                 os.read(wake_read, 4096)
             continue
-        conn, _ = listener.accept()
-        try:
-            message, fds, _, _ = socket.recv_fds(conn, 65536, 3)
-            request = json.loads(message)
-        except (OSError, ValueError):
-            conn.close()
+        accepted = _accept(listener)
+        if accepted is None:
             continue
+        conn, fds, request = accepted
         if os.fork() == 0:
             listener.close()
             signal.set_wakeup_fd(-1)
@@ -240,58 +186,6 @@ def _reap(block=False):
             return
         if pid == 0:
             return
-
-
-class Zygote:
-    """A running zygote, started by the grader: ``with Zygote(folder) as z: ... z.path``."""
-
-    def __init__(self, folder, wait=True):
-        """``wait=False``: return at once; :meth:`ready` waits for the imports (so that the
-        grader's own start-up runs meanwhile)."""
-        import subprocess
-        from .jail import sandbox_env
-        self.path = os.path.join(str(folder), "zygote.sock")
-        # started from nothing of the grader's: its environment and memory are what every
-        # kernel inherits (and can read in /proc/self/environ); the kernel's folders exist
-        # only inside a sandbox
-        env = {k: v for k, v in sandbox_env().items() if k not in ("HOME", "TMPDIR", "MPLCONFIGDIR", "IPYTHONDIR")}
-        self.proc = subprocess.Popen([sys.executable, "-m", "convlab.classgrade.zygote", self.path],
-                                     env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     start_new_session=True)
-        self.started, self._ready = time.monotonic(), False
-        if wait:
-            self.ready()
-
-    def ready(self):
-        """Wait until the zygote accepts requests (raise if it could not start)."""
-        if not self._ready:
-            line = self.proc.stdout.readline()
-            if line.strip() != b"ready":
-                self.close()
-                raise RuntimeError(f"convlab.classgrade: the warm-kernel process did not start (exit code "
-                                   f"{self.proc.poll()}, after {time.monotonic() - self.started:.1f} s)")
-            self._ready = True
-        return self
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except Exception:  # noqa: BLE001
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,7 @@
+"""``python -m classgrade ASSIGNMENT SUBMISSIONS --out grading/``: see :mod:`classgrade.trusted.cli`."""
+import sys
+
+from classgrade.trusted.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

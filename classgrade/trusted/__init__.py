@@ -1,0 +1,10 @@
+"""What runs as the grader, OUTSIDE any sandbox; never visible inside one.
+
+:mod:`.cli` (``python -m classgrade``) calls :func:`.run.grade_class`, which starts the warm
+kernels (:mod:`.zygote`) or the Dask client (:mod:`.cluster`), then runs the steps of
+:mod:`.pipeline`: generate the assignment and collect the submissions (:mod:`.collect`),
+grade each in a grading process (:mod:`.runner` locally, :mod:`.cluster` on Dask) with
+nbgrader (:mod:`.worker`, :mod:`.notebooks`, :mod:`.kernels`, :mod:`.bounded`) and a kernel
+in a bubblewrap sandbox (:mod:`.jail`), confirm the verdicts (:mod:`.ledger`, :mod:`.audit`),
+merge into the gradebook (:mod:`.gradebook`) and write the report (:mod:`.report`).
+"""

@@ -1,0 +1,194 @@
+"""The steps of grading a class, once the kernels are starting (:func:`classgrade.trusted.run.grade_class`).
+
+Runs as the grader:
+
+1. generate the assignment once into a template sqlite gradebook (and into
+   the real gradebook, sqlite or PostgreSQL, if it is not there yet);
+2. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS
+   download run through ``nbgrader zip_collect``; :mod:`.collect`);
+3. grade the assignment's source first, for the ledger's reference, then each
+   submission in a grading process with its own course folder and gradebook
+   (:mod:`.worker`), on this machine (:mod:`.runner`) or on Dask (:mod:`.cluster`);
+4. merge each result into the real gradebook from this process only, so one
+   writer ever touches it; copy autograded notebooks and feedback out, checked;
+5. export ``grades.csv`` with nbgrader's CSV exporter and write the report.
+"""
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+from tqdm.auto import tqdm
+
+from classgrade.protocol import Job, Status
+
+from . import gradebook, jail, report, warmup
+from . import worker  # noqa: F401 - imported once, before the grading processes are forked
+from .collect import collect
+from .runner import Runner
+
+REFERENCE_STUDENT = "classgrade-reference-solution"
+
+
+class ClassRun:
+    """One run of :func:`grade`: its settings, folders and results, step by step."""
+
+    def __init__(self, settings, kernels):
+        self.settings, self.kernels = settings, kernels
+        self.course, self.out = Path(settings.course).resolve(), Path(settings.out).resolve()
+        self.config = gradebook.load_course_config(self.course)
+        source_name = self.config.CourseDirectory.get("source_directory", "source")
+        self.source_dir = self.course / source_name / settings.assignment
+        if not self.source_dir.is_dir():
+            raise FileNotFoundError(f"no source for assignment {settings.assignment!r}: "
+                                    f"{self.source_dir} does not exist")
+        self.db_url = settings.db_url or f"sqlite:///{self.out / 'gradebook.db'}"
+        # nbgrader leaves course_id empty and creates no course row for it; PostgreSQL enforces
+        # the assignment -> course foreign key that sqlite ignores, so name a course there
+        self.course_id = self.config.CourseDirectory.get("course_id", "") or (
+            "" if self.db_url.startswith("sqlite") else "default_course")
+        self.result = report.ClassResult(out=self.out, db_url=self.db_url,
+                                         sandbox="bwrap" if settings.sandbox else "none (--no-sandbox)")
+        self.tmp = None
+
+    def check(self):
+        """Refuse early: a sandbox that cannot start; the output folder; nbgrader's alembic head."""
+        if self.settings.sandbox and not self.settings.scheduler:   # a cluster's workers check their own
+            jail.check()
+        self.out.mkdir(parents=True, exist_ok=True)
+        gradebook.alembic_head_in_process()
+
+    def generate(self):
+        """The template gradebook and the release (and the real gradebook updated); ``release``."""
+        self.template_db = self.tmp / "template.db"
+        release_dir = gradebook.generate(self.config, self.source_dir, self.settings.assignment,
+                                         self.tmp / "template", f"sqlite:///{self.template_db}")
+        # always, as nbgrader does: a changed source updates the gradebook, or nbgrader refuses
+        # ("Cannot add or remove cells ... because there are submissions") before anything is graded
+        gradebook.generate(self.config, self.source_dir, self.settings.assignment, self.tmp / "main",
+                           self.db_url, self.course_id)
+        # plain dicts, not nbformat's nodes: a Dask worker would import nbformat (~1.5 s) to unpickle them
+        self.release = {p.name: json.loads(json.dumps(nbformat.read(str(p), as_version=4)))
+                        for p in sorted(release_dir.glob("*.ipynb"))}
+        return release_dir
+
+    def jobs(self, students):
+        """A :class:`~classgrade.protocol.Job` per student, and the template of them all."""
+        s = self.settings
+        plain = {k: v for k, v in self.config.items() if k not in ("CourseDirectory",)}
+        zygote = self.kernels.zygote
+        self.common = Job(student="", assignment=s.assignment, work="", template_db=str(self.template_db),
+                          source_dir=str(self.source_dir), release=self.release, sandbox=s.sandbox,
+                          zygote=zygote and zygote.path, timeout=s.timeout, memory_bytes=s.memory_bytes,
+                          feedback=s.feedback, wall=s.wall, config=json.loads(json.dumps(plain, default=str)))
+        return [self.common.again(student=student, submission_dir=str(folder), work=str(self.tmp / "work" / str(i)))
+                for i, (student, folder) in enumerate(students.items())]
+
+    def dispatcher(self):
+        """``dispatch(jobs, on_result)``: the cluster's, or this machine's grading processes."""
+        cluster = self.kernels.cluster
+        if cluster is not None:
+            cluster.stage(self.template_db, self.source_dir)
+            return cluster.run
+        return Runner(self.settings.workers, self.settings.wall).run
+
+    def reference(self, dispatch, jobs):
+        """The ledger's reference, from grading the instructor's source first in the same way:
+        each job gets it; the tests it cannot confirm are listed in the result and said."""
+        job = self.common.again(student=REFERENCE_STUDENT, submission_dir=str(self.source_dir),
+                                work=str(self.tmp / "work" / "reference"), record_reference=True, feedback=False)
+        done = []
+        dispatch([job], lambda j, r: done.append(r))
+        reference, self.result.unconfirmed = _reference_of(done[0] if done else None)
+        for line in self.result.unconfirmed:
+            print(f"classgrade: {line}", file=sys.stderr)
+        for job in jobs:
+            job.reference = reference
+
+    def grade(self, dispatch, jobs):
+        """Grade ``jobs``, merging each result as it comes."""
+        bar = tqdm(total=len(jobs), desc=f"grading {self.settings.assignment}", unit="submission",
+                   disable=self.settings.progress is False)
+        with Gradebook(self.db_url, self.course_id) as gb:
+            dispatch(jobs, lambda job, res: self.merge(gb, bar, job, res))
+        bar.close()
+
+    def merge(self, gb, bar, job, res):
+        """One result: into the gradebook, its folders copied out (checked), shown on the bar."""
+        student = job.student
+        if res.status == Status.OK:
+            gradebook.merge(gb, self.settings.assignment, student, res)
+            for kind in ("autograded", "feedback"):
+                src = Path(getattr(res, kind)) if getattr(res, kind) else None   # none with --no-feedback
+                if src and src.is_dir():
+                    dest = self.out / kind / student / self.settings.assignment
+                    shutil.rmtree(dest, ignore_errors=True)
+                    # written by the submission: no links or special files out, sizes bounded
+                    res.flags += [f"not copied to {kind}/: {line}" for line in jail.copy_checked(src, dest)]
+        else:
+            res.flags.append("could not be graded: " + (res.error or res.status.value).strip().splitlines()[-1][:200])
+        if not self.settings.keep_work:
+            shutil.rmtree(job.work, ignore_errors=True)
+        self.result.results[student] = res
+        failed = sum(r.status != Status.OK for r in self.result.results.values())
+        bar.set_postfix_str(f"{failed} failed, {len(self.result.needs_attention)} need attention", refresh=False)
+        bar.update(1)
+        if res.flags:
+            bar.write(f"{student}: needs attention ({len(res.flags)} reason(s))")
+
+    def finish(self, started):
+        """``grades.csv``, ``results.json`` and the report."""
+        gradebook.export_csv(self.db_url, self.out / "grades.csv", self.course_id)
+        self.result.wall_seconds = time.monotonic() - started
+        self.result.write_json(self.out / "results.json")
+        report.write_report(self.result, self.settings.assignment, self.out)
+        return self.result
+
+
+def _reference_of(res):
+    """``(reference, unconfirmed)``: notebook -> grade id -> the source's checks, for the test
+    cells the source passes; one line for each it does not (they keep nbgrader's scores)."""
+    if res is None or res.status != Status.OK:
+        why = "no result" if res is None else (res.error or res.status.value)
+        why = why.strip().splitlines()[-1][:200]
+        return {}, [f"grading the assignment's source failed ({why}): every score is nbgrader's alone, "
+                    "unconfirmed by the ledger"]
+    reference, unconfirmed = {}, []
+    for name, nb in res.notebooks.items():
+        passed = (res.reference or {}).get(name, {})
+        for gid, cell in nb.cells.items():
+            if gid in passed and cell.auto_score == cell.max_score:
+                reference.setdefault(name, {})[gid] = passed[gid]
+            elif cell.cell_type == "code" and cell.max_score and not cell.needs_manual_grade:
+                unconfirmed.append(f"{name}: the source fails its own test '{gid}': its scores are "
+                                   "nbgrader's alone, unconfirmed by the ledger")
+    return reference, unconfirmed
+
+
+def grade(settings, kernels, started):
+    """Grade the class of ``settings`` (see the module's docstring); a :class:`.report.ClassResult`.
+
+    ``kernels``: the zygote or the cluster, already starting (:func:`.run.start_kernels`).
+    """
+    run = ClassRun(settings, kernels)
+    run.check()
+    run.tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
+    try:
+        release_dir = run.generate()
+        jobs = run.jobs(collect(settings.submissions, settings.assignment, release_dir, run.tmp, settings.regex))
+        # imports (and feedback templates) every grading child needs, once before the forks
+        warmup.warm_up(run.release.values(), feedback=settings.feedback and not settings.scheduler)
+        if kernels.zygote is not None:
+            kernels.zygote.ready()
+        dispatch = run.dispatcher()
+        if jobs:
+            run.reference(dispatch, jobs)
+        run.grade(dispatch, jobs)
+        return run.finish(started)
+    finally:
+        if not settings.keep_work:
+            shutil.rmtree(run.tmp, ignore_errors=True)
