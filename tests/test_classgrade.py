@@ -807,3 +807,66 @@ def test_hiding_a_delegation_or_a_call_count_from_the_kernel_earns_nothing(tmp_p
     assert all(any(f"test '{gid}' passed in the kernel" in f and "torch._C" in f for f in flags) for gid in part_b), flags
     # Part C's corr2d runs with the reference pad2d: the loop costs Part B only
     assert {gid: s for gid, s in scores["uncounted_loop"].items() if s == 0} == dict.fromkeys(part_b, 0), flags
+
+
+# --- what a sandbox sees of classgrade: __init__.py, protocol.py, sandboxed/; never trusted/ ----
+
+TRUSTED = sorted(str(p) for p in (Path(jail.PACKAGE) / "trusted").rglob("*") if p.is_file()) + \
+    [str(Path(jail.PACKAGE) / "__main__.py")]
+READ_THE_GRADER = f"""import importlib, os
+read, listed = [], []
+for path in {TRUSTED!r}:
+    try:
+        read.append((path, len(open(path, 'rb').read())))
+    except OSError:
+        pass
+try:
+    listed = os.listdir({str(Path(jail.PACKAGE) / 'trusted')!r})
+except OSError:
+    pass
+try:
+    importlib.import_module('classgrade.trusted.audit')
+    trusted_import = 'imported'
+except ImportError as error:
+    trusted_import = 'refused'
+import classgrade.sandboxed.kernel
+print('grader read:', read, listed, trusted_import, classgrade.sandboxed.kernel.__name__)
+"""
+
+
+def test_a_kernel_cannot_read_the_grader_s_trusted_modules(course, tmp_path):
+    """In a graded notebook: no file of classgrade/trusted/ (nor __main__.py) can be read or listed,
+    nor imported, while classgrade.sandboxed.kernel imports; the notebook keeps its points."""
+    assert len(TRUSTED) > 10
+    release = nbformat.read(str(HOSTILE / "submitted" / "blank" / "tiny" / "tiny.ipynb"), as_version=4)
+    submitted = tmp_path / "submitted"
+    _hand_in(submitted, "tiny", "reads_the_grader", corpus.insert_after(corpus.student(release), "corr2d",
+                                                                          READ_THE_GRADER))
+    out = tmp_path / "out"
+    result = grade_class(course, "tiny", submitted, out, workers=1, timeout=TIMEOUT, memory="2G",
+                         progress=False, feedback=False)
+    assert _score(result.results["reads_the_grader"]) == 4, result.results["reads_the_grader"].flags
+    said = _outputs(out, "reads_the_grader")
+    assert "grader read: [] [] refused classgrade.sandboxed.kernel" in said, said
+
+
+def test_installed_into_site_packages_the_trusted_side_is_covered_too(tmp_path, monkeypatch):
+    """classgrade under a bound tree (as in site-packages, here the repository bound whole):
+    an empty tmpfs covers the package, and only the visible parts are bound on it."""
+    root = str(Path(jail.PACKAGE).parent)
+    trees = jail._python_trees() | {root}
+    monkeypatch.setattr(jail, "_python_trees", lambda: trees)
+    jail.write_jail(tmp_path / "jail")
+    folders = [tmp_path / name for name in ("cwd", "private", "runtime")]
+    for folder in folders:
+        folder.mkdir()
+    jail.write_private(folders[1])
+    (folders[2] / "kernel.json").write_text("{}")
+    args = jail.bwrap_argv(cwd=folders[0], private=folders[1], connection_file=folders[2] / "kernel.json",
+                           jail=tmp_path / "jail", command=[sys.executable, "-c", READ_THE_GRADER])
+    assert ["--tmpfs", os.path.realpath(jail.PACKAGE)] == args[args.index("--tmpfs", args.index(root)):][:2]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert "grader read: [] [] refused classgrade.sandboxed.kernel" in done.stdout, done.stdout + done.stderr
+    assert os.path.exists(os.path.join(root, "README.md"))   # the rest of the bound tree is there...
+    seen = subprocess.run(args[:-3] + ["/bin/ls", root], capture_output=True, text=True, timeout=60).stdout
+    assert "README.md" in seen.split()                       # ...and visible inside

@@ -87,13 +87,18 @@ def _mount_os():
     return args
 
 
-def _mount_python():
-    """bwrap arguments for the read-only Python environment, convlab, and what the kernel runs
-    of classgrade (after /tmp: a virtual environment or a clone may lie below it)."""
-    args = []
+def _python_trees():
+    """The folders of the Python installation, the virtual environment and convlab."""
     package = importlib.util.find_spec("convlab").submodule_search_locations  # not imported
     trees = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix, *package)}
     trees.add(os.path.dirname(os.path.realpath(sys.executable)))
+    return trees
+
+
+def _mount_python():
+    """bwrap arguments for the read-only Python environment, convlab, and what the kernel runs
+    of classgrade (after /tmp: a virtual environment or a clone may lie below it)."""
+    args, trees = [], _python_trees()
     for tree in sorted(trees):   # a parent before its children
         if not any(tree != other and tree.startswith(other + os.sep) for other in trees) \
                 and not tree.startswith("/usr/"):
