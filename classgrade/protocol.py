@@ -37,7 +37,8 @@ KERNEL_OUTPUT = "kernel-output.txt"  # the launcher's, bwrap's and the kernel's 
 KERNEL_OUTPUT_KEPT = 64 * 2**10      # the last bytes of KERNEL_OUTPUT, in Result.kernel_output
 CELL_OUTPUT_BYTES = 2**20            # a cell's outputs kept in the graded notebook
 NOTEBOOK_OUTPUT_BYTES = 10 * 2**20   # a notebook's outputs kept
-MESSAGE_BYTES = 8 * 2**20            # one message from a kernel (its frames): larger ones are dropped
+MESSAGE_BYTES = 4 * 2**20            # one message from a kernel (its frames): larger ones are dropped
+MESSAGES_QUEUED = 64                 # a kernel's messages queued in the grader, per channel: more are dropped
 OUTPUT_CUT = "classgrade left out"   # starts the line that replaces the outputs past the bounds
 NOT_RUN = "classgrade did not run this cell"   # starts the error of a skipped cell
 # What every grading kernel imports before the first cell (and before its fingerprints)

@@ -108,6 +108,19 @@ def insert_after(nb, grade_id, source):
     return nb
 
 
+# %d MiB printed, a flushed MiB at a time (an unflushed flood is one message, which the grader drops)
+PRINT_FLOOD = "chunk = 'x' * 2**20\nfor _ in range(%d):\n    print(chunk, flush=True)"
+# what the sandbox writes to its file descriptor 2 (ipykernel copies it to its original stderr)
+STDERR_MARK = "classgrade-stderr-mark"
+STDERR_WRITER = ("import os, threading\n"
+                 f"os.write(2, b'{STDERR_MARK} top level\\n')\n"
+                 f"thread = threading.Thread(target=os.write, args=(2, b'{STDERR_MARK} thread\\n'))\n"
+                 "thread.start(); thread.join()\n"
+                 "for _ in range(100):\n"
+                 "    os.write(2, b'y' * 2000 + b'\\n')\n"
+                 f"os.write(2, b'{STDERR_MARK} last\\n')")
+
+
 def cases(release):
     """case -> (notebook, or raw text, or None when missing; earned points; reason phrase)."""
     out = {}
@@ -151,6 +164,13 @@ def cases(release):
     out["os_exit"] = (nb, 4, "stopped the kernel")
     nb = student(release, double="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n" + DOUBLE)
     out["kill_kernel"] = (nb, 3, "stopped the kernel")
+
+    # item 3 of issue #23: what the grader holds of a kernel's output is bounded, and what the
+    # sandbox writes to its stderr stays in the submission's record (tests/test_classgrade.py)
+    nb = insert_after(student(release), "corr2d", PRINT_FLOOD % 32)
+    out["print_flood"] = (nb, 4, "left out")
+    nb = insert_after(student(release), "corr2d", STDERR_WRITER)
+    out["stderr_writer"] = (nb, 4, None)
 
     nb = insert_after(student(release), "corr2d",
                       "blocks = []\nwhile True:\n    blocks.append(torch.ones(2**28))  # 1 GiB at a time, until the machine gives up")

@@ -870,3 +870,52 @@ def test_installed_into_site_packages_the_trusted_side_is_covered_too(tmp_path, 
     assert os.path.exists(os.path.join(root, "README.md"))   # the rest of the bound tree is there...
     seen = subprocess.run(args[:-3] + ["/bin/ls", root], capture_output=True, text=True, timeout=60).stdout
     assert "README.md" in seen.split()                       # ...and visible inside
+
+
+# --- bounded on the grader's side: a kernel's outputs, and what the sandbox writes to stderr ----
+
+def test_what_the_sandbox_writes_to_stderr_stays_in_the_submission_s_record(corpus_run):
+    """os.write(2, ...) at the top level and from a thread: in the record, its last 64 KiB."""
+    result, _ = corpus_run
+    said = result.results["stderr_writer"].kernel_output
+    assert f"{corpus.STDERR_MARK} last" in said and f"{corpus.STDERR_MARK} top level" not in said
+    assert said.startswith("[classgrade: the first ") and len(said) <= 64 * 2**10 + 100
+    assert not any(corpus.STDERR_MARK in r.kernel_output for s, r in result.results.items() if s != "stderr_writer")
+
+
+def test_a_flood_of_output_is_cut_in_the_grader_and_stderr_never_reaches_its_terminal(course, tmp_path, capfd,
+                                                                                       monkeypatch):
+    """300 MB printed: the grading process stays small, the cell keeps 1 MiB and says how much was
+    left out, the report names it; a submission's stderr, written at the top level and from a
+    thread, is in its record and not on the grader's own stderr."""
+    release = nbformat.read(str(HOSTILE / "submitted" / "blank" / "tiny" / "tiny.ipynb"), as_version=4)
+    submitted = tmp_path / "submitted"
+    _hand_in(submitted, "tiny", "floods", corpus.insert_after(corpus.student(release), "corr2d",
+                                                               corpus.PRINT_FLOOD % 300))
+    _hand_in(submitted, "tiny", "writes_stderr", corpus.insert_after(corpus.student(release), "corr2d",
+                                                                      corpus.STDERR_WRITER))
+    grade_one = worker.grade_one
+
+    def measured(job):   # in the grading process (a fork of this one): how much it grew
+        start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        res = grade_one(job)
+        res.timings["grew_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start
+        return res
+
+    monkeypatch.setattr(worker, "grade_one", measured)
+    out = tmp_path / "out"
+    result = grade_class(course, "tiny", submitted, out, workers=2, timeout=120, memory="2G",
+                         progress=False, feedback=False)
+    floods, writes = result.results["floods"], result.results["writes_stderr"]
+    assert _score(floods) == 4 and _score(writes) == 4 and writes.flags == []
+    assert floods.timings["grew_kib"] < 600 * 2**10, floods.timings
+    assert [f for f in floods.flags if "classgrade left out" in f and "bytes of this cell's output" in f], floods.flags
+    nb = nbformat.read(str(out / "autograded" / "floods" / "tiny" / "tiny.ipynb"), as_version=4)
+    cell = next(c for c in nb.cells if "print(chunk, flush=True)" in c.source)
+    kept = sum(len(o.get("text", "")) for o in cell.outputs)
+    assert 2**20 - 2**17 < kept < 2**20 + 2**12, kept
+    assert int(cell.outputs[-1]["text"].split()[3]) > 250 * 2**20   # classgrade left out N bytes...
+    assert "classgrade left out" in (out / "report.md").read_text()
+    assert f"{corpus.STDERR_MARK} last" in writes.kernel_output
+    grader = capfd.readouterr()
+    assert corpus.STDERR_MARK not in grader.err and corpus.STDERR_MARK not in grader.out

@@ -9,8 +9,9 @@ place in nbgrader's autograde preprocessors and keeps at most
 one line that starts with :data:`~classgrade.protocol.OUTPUT_CUT` and says how much was left
 out (the report names the cell: :func:`classgrade.trusted.notebooks.scan_outputs`). A single
 message is bounded too: the grader's IOPub socket refuses messages past
-:data:`~classgrade.protocol.MESSAGE_BYTES` (:class:`classgrade.trusted.kernels.KernelClient`);
-the kernel's connection drops such a message, and what follows for a moment.
+:data:`~classgrade.protocol.MESSAGE_BYTES`, and more than :data:`~classgrade.protocol.MESSAGES_QUEUED`
+waiting to be read (:class:`classgrade.trusted.kernels.KernelClient`); the kernel's connection
+drops such a message, and what follows for a moment: neither is counted in the line.
 """
 import json
 
@@ -41,13 +42,23 @@ class BoundedExecute(Execute):
 
     def output(self, outs, msg, display_id, cell_index):
         size = message_bytes(msg)
-        kept = self._kept.get(cell_index, 0)
-        if kept + size <= self.cell_bytes and self._notebook_kept + size <= self.notebook_bytes:
-            self._kept[cell_index] = kept + size
-            self._notebook_kept += size
+        room = min(self.cell_bytes - self._kept.get(cell_index, 0), self.notebook_bytes - self._notebook_kept)
+        if size <= room:
+            self._keep(cell_index, size)
             return super().output(outs, msg, display_id, cell_index)
+        out = None
+        if msg.get("msg_type") == "stream" and room > 0:   # a stream's first part, up to the bound
+            text = msg["content"].get("text", "")
+            msg = dict(msg, content=dict(msg["content"], text=text[:room]))
+            self._keep(cell_index, room)
+            out = super().output(outs, msg, display_id, cell_index)
+            size -= room
         self._left_out(outs, cell_index, size)
-        return None
+        return out
+
+    def _keep(self, cell_index, size):
+        self._kept[cell_index] = self._kept.get(cell_index, 0) + size
+        self._notebook_kept += size
 
     def _left_out(self, outs, cell_index, size):
         """Count ``size`` bytes left out of cell ``cell_index``, in its one note line."""

@@ -277,8 +277,8 @@ def _set_limits(jail, limits):
     for name, value in rlimits.items():
         resource.setrlimit(getattr(resource, name), (value, value))
     if cgroup is None:
-        # set in the sandbox only (:func:`enter_and_limit`): there it counts the processes of the
-        # sandbox's user namespace, not every process of the grader's account
+        # set in the sandbox only (namespaces.enter_unprivileged): there it counts the processes
+        # of the sandbox's user namespace, not every process of the grader's account
         rlimits["RLIMIT_NPROC"] = limits.pids
     return rlimits, cgroup
 

@@ -13,7 +13,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import DottedObjectName, Type, Unicode
 
-from classgrade.protocol import MESSAGE_BYTES
+from classgrade.protocol import MESSAGE_BYTES, MESSAGES_QUEUED
 
 
 # The kernel handshake and shutdown of jupyter_client wait on fixed timers: its
@@ -29,8 +29,10 @@ class KernelClient(AsyncKernelClient):
         # the kernel binds its sockets some ms after this client connects to them, and libzmq
         # tries a refused connection again only after 100 ms: try every 5 ms
         context.setsockopt(zmq.RECONNECT_IVL, 5)
-        # what one message of the kernel's can make this process hold (classgrade.trusted.bounded)
+        # what the kernel's messages can make this process hold, at most MESSAGE_BYTES each and
+        # MESSAGES_QUEUED of them waiting per channel (classgrade.trusted.bounded)
         context.setsockopt(zmq.MAXMSGSIZE, MESSAGE_BYTES)
+        context.setsockopt(zmq.RCVHWM, MESSAGES_QUEUED)
         return context
 
     async def wait_for_ready(self, timeout=None):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook
-from tqdm.auto import tqdm
+from tqdm import tqdm   # the console bar: tqdm.auto picks a widget once ipykernel is imported
 
 from classgrade.protocol import Job, Status
 

@@ -107,14 +107,18 @@ def write_report(result, assignment, out):
     maximum = max((m for _, m in tot.values()), default=0.0)
     histogram(scores, maximum, out / "score_distribution.png",
               f"{assignment}: {len(scores)} submissions")
-    rates = failure_rates(result.results)
-    attention = result.needs_attention
-    mean = sum(scores) / len(scores) if scores else 0.0
-    median = statistics.median(scores) if scores else 0.0
     pending, pending_points = manual_pending(result.results)
-    manual = (f" {pending} answers ({pending_points:g} points per submission) await grading by hand "
-              "in formgrader; they are not in these scores." if pending else "")
+    summary = dict(
+        rates=failure_rates(result.results), attention=result.needs_attention, tot=tot, maximum=maximum,
+        mean=sum(scores) / len(scores) if scores else 0.0,
+        median=statistics.median(scores) if scores else 0.0,
+        manual=(f" {pending} answers ({pending_points:g} points per submission) await grading by hand "
+                "in formgrader; they are not in these scores." if pending else ""))
+    (out / "report.md").write_text(_markdown(result, assignment, **summary))
+    (out / "report.html").write_text(_html(result, assignment, **summary))
 
+
+def _markdown(result, assignment, *, rates, attention, tot, maximum, mean, median, manual):
     md = [f"# Class report: {assignment}", "",
           f"{len(result.results)} submissions graded in {result.wall_seconds:.0f} s; "
           f"automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}. "
@@ -132,8 +136,11 @@ def write_report(result, assignment, out):
         md += [f"  - {flag}" for flag in flags]
     if not attention:
         md.append("Nothing: every submission was graded normally.")
-    (out / "report.md").write_text("\n".join(md) + "\n")
+    return "\n".join(md) + "\n"
 
+
+
+def _html(result, assignment, *, rates, attention, tot, maximum, mean, median, manual):
     e = html.escape
     rows = "".join(
         f"<tr><td>{e(nb)}</td><td><code>{e(gid)}</code></td><td>{pts:g}</td>"
@@ -143,7 +150,7 @@ def write_report(result, assignment, out):
         for s, flags in attention.items()) or "<li>Nothing: every submission was graded normally.</li>"
     scores_rows = "".join(f"<tr><td>{e(s)}</td><td>{sc:g}</td><td>{m:g}</td></tr>"
                           for s, (sc, m) in sorted(tot.items()))
-    (out / "report.html").write_text(f"""<!doctype html>
+    return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Class report: {e(assignment)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em}}</style></head>
@@ -158,4 +165,4 @@ automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}.{e(manual)}<
 <h2>Needs manual attention ({len(attention)})</h2><ul>{items}</ul>
 <h2>Scores</h2><table><tr><th>student</th><th>score</th><th>of</th></tr>{scores_rows}</table>
 </body></html>
-""")
+"""
