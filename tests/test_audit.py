@@ -258,6 +258,10 @@ CORR2D = "def corr2d(X, K):\n    return X[:1, :1] * 0"
     (("loader = __loader__", CORR2D), "cell 1, line 1: uses __loader__"),
     (("from numpy import *", CORR2D), "imports * from numpy"),
     (("from numpy import save as keep", CORR2D), "imports save from numpy"),
+    (("from functools import singledispatch", CORR2D), "imports singledispatch from functools"),  # evaluates strings
+    (("import string\nfield = string.Formatter().get_field", CORR2D), "uses string.Formatter"),
+    (("from torch import nn\nclass Agreeable(nn.Parameter):\n    pass", CORR2D), "a subclass of nn.Parameter"),
+    (("import torch\ny = torch.cond(True, print, print, ())", CORR2D), "uses torch.cond"),
 ])
 def test_code_that_runs_as_the_notebook_loads_counts_for_every_watched_function(cells, found):
     nb = notebook(*cells)
@@ -294,6 +298,8 @@ def test_replacing_the_instructors_checks_is_an_escape():
       "def corr2d(X, K):\n    return Engine().run(X, K)",), "cell 1, line 7: F.conv2d"),  # a method sees the global
     (("import torch.nn.functional as F\ndef corr2d(X, K, op=lambda X, K: F.conv2d(X, K)):\n    return op(X, K)",),
      "cell 1, line 2: F.conv2d"),
+    (("%%time\nimport torch.nn.functional as F\ndef corr2d(X, K):\n    return F.conv2d(X, K)",),
+     "cell 1, line 4: F.conv2d"),                                                  # defined under %%time
 ])
 def test_a_delegation_bound_to_the_function_is_found(cells, found):
     lines = audit.delegations(notebook(*cells), "corr2d", forbidden=DELEGATION)

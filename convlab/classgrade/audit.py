@@ -146,16 +146,17 @@ TORCH_INTERNALS = frozenset({
     "ops", "overrides", "library", "fx", "jit", "compiler", "hub", "package", "multiprocessing", "distributed",
     "utils", "classes", "serialization", "export", "profiler", "backends", "load", "save", "from_file",
     "compile", "set_default_device", "import_ir_module", "import_ir_module_from_buffer", "storage",
-    "UntypedStorage", "TypedStorage", "Storage",
+    "UntypedStorage", "TypedStorage", "Storage", "cond", "while_loop",
 })
 # Exact paths of an allowed module that are escapes: matplotlib's settings and styles name backends
 # and hooks (modules it imports: "backend", "figure.hooks") and programs it runs ("text.usetex");
-# typing evaluates strings as code.
+# typing and singledispatch evaluate string annotations as code; string.Formatter looks attributes up by name.
 DENIED_PATHS = frozenset({
     f"{module}.{name}" for module in ("matplotlib", "matplotlib.pyplot")
     for name in ("use", "rc", "rc_file", "rc_file_defaults", "rc_context", "rcdefaults", "rcParams",
                  "rcParamsDefault", "rcParamsOrig", "switch_backend", "style")
-} | {"typing.get_type_hints", "typing.ForwardRef"})
+} | {"typing.get_type_hints", "typing.ForwardRef", "functools.singledispatch", "functools.singledispatchmethod",
+     "string.Formatter"})
 # Attribute names that are escapes on any object: files and file descriptors, loaders, memory,
 # hooks that fire anywhere, the interpreter.
 DENIED_ATTRIBUTES = frozenset({
@@ -468,11 +469,34 @@ def _locals(node):
 
 @functools.lru_cache(maxsize=4096)   # each test cell reads the same cells again; nothing changes a tree
 def _parse(source):
+    """The cell's syntax tree as IPython runs it, with the code of ``%time``/``%timeit`` statements in
+    their place (it runs in the notebook's namespace: a ``def`` there is a definition like any other)."""
     from IPython.core.inputtransformer2 import TransformerManager
     try:
-        return ast.parse(TransformerManager().transform_cell(source))
+        tree = ast.parse(TransformerManager().transform_cell(source))
     except (SyntaxError, ValueError):
         return None
+    body = []
+    for node in tree.body:
+        magic = _magic_call(node.value) if isinstance(node, ast.Expr) else None
+        inner = _timed_code(node, *magic) if magic and magic[0] in ("time", "timeit") else None
+        body += inner if inner is not None else [node]
+    tree.body = body
+    return tree
+
+
+def _timed_code(node, name, code):
+    """The statements that ``%time``/``%%timeit`` run, numbered as in the cell; None if one does not parse."""
+    statements = []
+    for i, text in enumerate(code):
+        try:
+            inner = ast.parse(_TIMEIT_OPTIONS.sub("", text, count=1))
+        except SyntaxError:
+            return None
+        # a line magic's code is on its own line; a cell magic's body starts on the line after it
+        ast.increment_lineno(inner, node.lineno - 1 + (1 if i == 1 else 0))
+        statements += inner.body
+    return statements
 
 
 def _is_students(cell):
@@ -824,7 +848,7 @@ class _EscapeReader(ast.NodeVisitor):
 
     def visit_ClassDef(self, node):
         for base in node.bases:
-            if _dotted(base).split(".")[-1] in ("Tensor", "TorchFunctionMode", "TorchDispatchMode"):
+            if _dotted(base).split(".")[-1] in ("Tensor", "Parameter", "Buffer", "TorchFunctionMode", "TorchDispatchMode"):
                 self.note(node, f"defines {node.name}, a subclass of {_dotted(base)}")
         self.generic_visit(node)
 
