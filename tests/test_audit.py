@@ -262,6 +262,8 @@ CORR2D = "def corr2d(X, K):\n    return X[:1, :1] * 0"
     (("import string\nfield = string.Formatter().get_field", CORR2D), "uses string.Formatter"),
     (("from torch import nn\nclass Agreeable(nn.Parameter):\n    pass", CORR2D), "a subclass of nn.Parameter"),
     (("import torch\ny = torch.cond(True, print, print, ())", CORR2D), "uses torch.cond"),
+    (("def gen():\n    yield\nchecks = gen().gi_frame.f_back.f_globals", CORR2D), "cell 1, line 3: uses (...).gi_frame"),
+    (("import sys\nout = sys.stdout\nout.session.send(None, 'x')", CORR2D), "uses out.session (sys.stdout.session)"),
 ])
 def test_code_that_runs_as_the_notebook_loads_counts_for_every_watched_function(cells, found):
     nb = notebook(*cells)

@@ -137,6 +137,8 @@ ALLOWED_PATHS = frozenset({"torch.cuda.is_available", "torch.cuda.device_count"}
 PLAIN_ATTRIBUTES = {
     "sys": frozenset({"stdout", "stderr", "version", "version_info", "float_info", "maxsize", "platform"}),
     "os": frozenset({"path", "sep", "getcwd", "listdir", "cpu_count"}),
+    **{f"sys.{stream}": frozenset({"write", "flush", "writelines", "isatty", "encoding"})
+       for stream in ("stdout", "stderr")},
     "os.path": frozenset({"join", "exists", "isfile", "isdir", "dirname", "basename", "splitext", "abspath",
                           "normpath", "relpath", "split", "sep"}),
 }
@@ -167,6 +169,12 @@ DENIED_ATTRIBUTES = frozenset({
     "imread", "switch_backend", "rc_file", "new_timer", "system", "popen", "spawn", "fork",
     "print_figure", "print_png", "print_jpg", "print_jpeg", "print_pdf", "print_svg", "print_svgz", "print_ps",
     "print_eps", "print_raw", "print_rgba", "print_tif", "print_tiff", "print_webp", "print_pgf", "print_gif",
+    "cffi",
+    # frames and code: a generator's frame reaches its caller's globals (the checks' own)
+    "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code", "f_back",
+    "f_globals", "f_locals", "f_builtins", "f_code", "f_trace", "tb_frame", "tb_next", "co_code", "co_consts",
+    # the kernel's own channels, reached from its output streams
+    "pub_thread", "parent_header", "iopub_socket", "iopub_thread",
 })
 DENIED_PREFIXES = ("register_module_",)   # torch.nn.modules.module.register_module_forward_hook: every module
 DENIED_KEYWORDS = frozenset({"usetex"})   # matplotlib text through LaTeX: a program run
