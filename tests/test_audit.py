@@ -260,7 +260,8 @@ CORR2D = "def corr2d(X, K):\n    return X[:1, :1] * 0"
     (("from numpy import save as keep", CORR2D), "imports save from numpy"),
     (("from functools import singledispatch", CORR2D), "imports singledispatch from functools"),  # evaluates strings
     (("import string\nfield = string.Formatter().get_field", CORR2D), "uses string.Formatter"),
-    (("from torch import nn\nclass Agreeable(nn.Parameter):\n    pass", CORR2D), "a subclass of nn.Parameter"),
+    (("from torch import nn\nclass Agreeable(nn.Parameter):\n    pass\nprint(Agreeable)", CORR2D),
+     "a subclass of nn.Parameter"),
     (("import torch\ny = torch.cond(True, print, print, ())", CORR2D), "uses torch.cond"),
     (("def gen():\n    yield\nchecks = gen().gi_frame.f_back.f_globals", CORR2D), "cell 1, line 3: uses (...).gi_frame"),
     (("import sys\nout = sys.stdout\nout.session.send(None, 'x')", CORR2D), "uses out.session (sys.stdout.session)"),
@@ -361,6 +362,14 @@ def test_an_escape_in_a_definition_counts_only_where_it_is_reached():
                                         metadata=dict(nbgrader=dict(grade=True, grade_id="t", points=1)))
     nb.cells.append(watched)
     assert audit.escapes(nb, "corr2d") == []                        # under its own watch: counts for pad2d's test
+    # a tensor subclass acts through the values of what uses it: here corr2d alone (old = corr2d runs nothing)
+    agreeable = notebook("import torch\nclass Agreeable(torch.Tensor):\n    @classmethod\n"
+                         "    def __torch_function__(cls, func, types, args=(), kwargs=None):\n        return 0\n"
+                         "_zeros = corr2d\ndef corr2d(X, K):\n    return _zeros(X, K).as_subclass(Agreeable)",
+                         "def conv2d(X, K):\n    return corr2d(X, K.flip(0, 1))")
+    assert audit.escapes(agreeable, "conv2d", substitute=("corr2d",)) == []
+    assert audit.escapes(agreeable, "corr2d") == ["cell 1, line 2: defines Agreeable, a subclass of torch.Tensor",
+                                                  "cell 1, line 4: defines __torch_function__"]
     # called by the student's code at the top, it runs as the notebook loads: every test
     nb.cells.append(nbformat.v4.new_code_cell("print(conv2d(1, 2))"))
     assert audit.escapes(nb, "corr2d") == ["cell 1, line 3: uses sys.setprofile"]

@@ -348,13 +348,16 @@ class _Index:
     @functools.cached_property
     def _loaded(self):
         """``(names, [(cell, node)])``: what runs as the notebook loads, and what that reaches."""
-        roots, nodes = set(), []
+        roots, nodes, aliases = set(), [], set()
         for number, tree in self.cells:
             for node in tree.body:
                 if isinstance(node, _DEF) and node.name.startswith("__") and node.name.endswith("__"):
                     roots.add(node.name)
-                for sub in _walk(node, whole=False):
-                    if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                for sub in _walk(node, whole=False):   # a statement comes before its parts
+                    if isinstance(sub, (ast.Assign, ast.AnnAssign)) and isinstance(sub.value, ast.Name) and all(
+                            isinstance(target, ast.Name) for target in (sub.targets if isinstance(sub, ast.Assign) else [sub.target])):
+                        aliases.add(id(sub.value))   # old = corr2d runs nothing: reaching old reaches corr2d
+                    elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and id(sub) not in aliases:
                         roots.add(sub.id)
                     elif isinstance(sub, (*_DEF, ast.ClassDef)) and self._handed_over(sub):
                         nodes.append((number, sub))
@@ -855,15 +858,15 @@ class _EscapeReader(ast.NodeVisitor):
     # -- definitions -------------------------------------------------------------------------
 
     def visit_ClassDef(self, node):
-        for base in node.bases:
+        for base in node.bases if self.whole else ():   # its instances act where the class is reached
             if _dotted(base).split(".")[-1] in ("Tensor", "Parameter", "Buffer", "TorchFunctionMode", "TorchDispatchMode"):
                 self.note(node, f"defines {node.name}, a subclass of {_dotted(base)}")
         self.generic_visit(node)
 
     def visit_FunctionDef(self, node):
-        if node.name.startswith("__torch_"):
+        if node.name.startswith("__torch_") and self.whole:
             self.note(node, f"defines {node.name}")
-        elif node.name == "__del__":
+        elif node.name == "__del__":   # runs whenever an instance is collected, in any test
             self.note(node, "defines __del__, which runs whenever the object is collected")
         if self.whole:
             self.hidden.append(self.hidden[-1] | _locals(node))
