@@ -73,6 +73,12 @@ def test_a_delegation_is_found_where_it_is(source, found):
     assert any(found in line for line in lines), lines
 
 
+def test_a_method_called_on_a_result_changes_nothing():
+    nb = notebook("def pad2d(X, p):\n    return X\ndef corr2d(X, K):\n    return pad2d(X, 1).unfold(0, 2, 1)")
+    assert audit.delegations(nb, "pad2d", forbidden=DELEGATION) == []   # pad2d(X).unfold is not pad2d's
+    assert audit.delegations(nb, "corr2d", forbidden=DELEGATION) == ["cell 1, line 4: (...).unfold"]
+
+
 def test_only_what_the_function_reaches_counts():
     nb = notebook("import torch.nn.functional as F\n"
                   "def corr2d(X, K):\n    return X[:1, :1] * K.sum()\n"      # wrong, but its own

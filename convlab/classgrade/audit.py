@@ -534,8 +534,9 @@ def _normal(name):
 
 
 def _root(node):
-    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
-        node = node.func if isinstance(node, ast.Call) else node.value
+    """The name an attribute or item is taken from: ``x`` for ``x.a[0].b``; None for ``f(x).a``."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
     return node.id if isinstance(node, ast.Name) else None
 
 
