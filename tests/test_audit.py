@@ -159,6 +159,7 @@ def test_an_escape_counts_for_the_functions_it_can_affect():
 # its escape counts for every watched function, named by cell and line.
 SETPROFILE = "import sys\ndef forge():\n    sys.setprofile(None)\n"   # line 3 of the cell
 CORR2D = "def corr2d(X, K):\n    return X[:1, :1] * 0"
+WRITE = "def write():\n    with open('forge.py', 'w') as f:\n        f.write('import sys')\nwrite()"
 
 
 @pytest.mark.parametrize("cells, found", [
@@ -200,10 +201,8 @@ CORR2D = "def corr2d(X, K):\n    return X[:1, :1] * 0"
      "cell 1, line 3: uses sys.setprofile"),                                       # getattr with a constant name
     (("def off():\n    return get_ipython()\noff()", CORR2D), "cell 1, line 2: uses get_ipython"),
     # a file written, then loaded
-    (("def write():\n    with open('forge.py', 'w') as f:\n        f.write('import sys')\nwrite()", "import forge", CORR2D),
-     "cell 1, line 2: uses open"),
-    (("def write():\n    with open('forge.py', 'w') as f:\n        f.write('import sys')\nwrite()", "import forge", CORR2D),
-     "cell 2, line 1: imports forge"),
+    ((WRITE, "import forge", CORR2D), "cell 1, line 2: uses open"),
+    ((WRITE, "import forge", CORR2D), "cell 2, line 1: imports forge"),
     (("from pathlib import Path\nPath('forge.py').write_text('x = 1')", CORR2D), "cell 1, line 1: imports pathlib"),
     (("import io, shutil", CORR2D), "cell 1, line 1: imports io"),
     (("%%writefile forge.py\nimport sys\nsys.setprofile(None)", "from forge import *", CORR2D),
@@ -269,7 +268,8 @@ CORR2D = "def corr2d(X, K):\n    return X[:1, :1] * 0"
     (("from torch import nn\nclass Agreeable(nn.Parameter):\n    pass\nprint(Agreeable)", CORR2D),
      "a subclass of nn.Parameter"),
     (("import torch\ny = torch.cond(True, print, print, ())", CORR2D), "uses torch.cond"),
-    (("def gen():\n    yield\nchecks = gen().gi_frame.f_back.f_globals", CORR2D), "cell 1, line 3: uses (...).gi_frame"),
+    (("def gen():\n    yield\nchecks = gen().gi_frame.f_back.f_globals", CORR2D),
+     "cell 1, line 3: uses (...).gi_frame"),
     (("import sys\nout = sys.stdout\nout.session.send(None, 'x')", CORR2D), "uses out.session (sys.stdout.session)"),
 ])
 def test_code_that_runs_as_the_notebook_loads_counts_for_every_watched_function(cells, found):
@@ -317,8 +317,9 @@ def test_a_delegation_bound_to_the_function_is_found(cells, found):
 
 LOOK_ALIKES = [
     "import functools\n@functools.lru_cache(maxsize=None)\ndef sizes(n):\n    return n * 2",
-    "class Shape:\n    def __init__(self, h):\n        self.h = h\n    @property\n    def area(self):\n        return self.h\n"
-    "    @staticmethod\n    def make():\n        return Shape(1)\n    @classmethod\n    def unit(cls):\n        return cls(1)",
+    "class Shape:\n    def __init__(self, h):\n        self.h = h\n    @property\n    def area(self):\n"
+    "        return self.h\n    @staticmethod\n    def make():\n        return Shape(1)\n    @classmethod\n"
+    "    def unit(cls):\n        return cls(1)",
     "import torch\ndef pad2d(X, padding=(0, 0), value=torch.tensor(0.0), *, dtype=torch.float32):\n    return X",
     "import torch\ndef describe(X):\n    return f'{tuple(X.shape)}'\nprint(describe(torch.ones(2, 3)))",
     "import torch\nfrom torch import nn\nclass Conv2D(nn.Module):\n    def __init__(self, kernel_size):\n"
@@ -327,7 +328,8 @@ LOOK_ALIKES = [
     "import torch\n%time y = torch.ones(3).sum()\n%timeit -n 3 -r 2 torch.ones(3)\n%matplotlib inline",
     "%%time\nz = sum(range(10))",
     "from tqdm import tqdm\nfor _ in tqdm(range(3)):\n    pass",
-    "import torch\nimport torch.nn.functional as F\ndef pad(X):\n    return F.pad(X, (1, 1, 1, 1))\nY = pad(torch.ones(2, 2))",
+    "import torch\nimport torch.nn.functional as F\ndef pad(X):\n    return F.pad(X, (1, 1, 1, 1))\n"
+    "Y = pad(torch.ones(2, 2))",
     "import torch\nimport matplotlib.pyplot as plt\nfig, axes = plt.subplots(1, 2, figsize=(6, 3))\n"
     "axes[0].imshow(torch.rand(4, 4), cmap='gray')\naxes[0].set_title('X')\nplt.colorbar(axes[0].images[0])\n"
     "plt.tight_layout()\nplt.show()",
@@ -339,7 +341,7 @@ LOOK_ALIKES = [
     "import torch\ndevice = 'cuda' if torch.cuda.is_available() else 'cpu'",
     "import math, itertools\nfrom collections import defaultdict\nfrom typing import Tuple\n"
     "def output_shape(i: int, k: int) -> Tuple[int, int]:\n    return math.floor(i - k) + 1, 0",
-    "def kernels_of(direction):\n    kernels = {'vertical': 1}\n    return kernels[direction]",   # a local, not the module
+    "def kernels_of(direction):\n    kernels = {'vertical': 1}\n    return kernels[direction]",   # a local
 ]
 
 

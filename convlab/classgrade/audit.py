@@ -165,7 +165,8 @@ DENIED_ATTRIBUTES = frozenset({
     "setprofile", "settrace", "addaudithook", "excepthook", "displayhook", "meta_path", "path_hooks",
     "fileno", "save", "load", "loads", "dump", "dumps", "savez", "savez_compressed", "savetxt", "loadtxt",
     "genfromtxt", "fromfile", "fromregex", "tofile", "from_file", "memmap", "open_memmap", "ctypes", "ctypeslib",
-    "as_strided", "stride_tricks", "seterrcall", "set_string_function", "share_memory_", "share_memory", "savefig", "imsave",
+    "as_strided", "stride_tricks", "seterrcall", "set_string_function", "share_memory_", "share_memory",
+    "savefig", "imsave",
     "imread", "switch_backend", "rc_file", "new_timer", "system", "popen", "spawn", "fork",
     "print_figure", "print_png", "print_jpg", "print_jpeg", "print_pdf", "print_svg", "print_svgz", "print_ps",
     "print_eps", "print_raw", "print_rgba", "print_tif", "print_tiff", "print_webp", "print_pgf", "print_gif",
@@ -200,6 +201,8 @@ _PACKAGES = frozenset({"torch", "numpy", "matplotlib", "tqdm", "convlab", "IPyth
                        "requests", "urllib3", "setuptools", "pkg_resources", "mpl_toolkits", "fsspec", "filelock",
                        "triton", "functorch", "pyparsing", "packaging", "sqlalchemy", "dask", "distributed"})
 _DEF = (ast.FunctionDef, ast.AsyncFunctionDef)
+# Classes whose subclasses act on every value they touch (a tensor that agrees with everything, a mode).
+TENSOR_CLASSES = ("Tensor", "Parameter", "Buffer", "TorchFunctionMode", "TorchDispatchMode")
 
 
 def student_cells(nb):
@@ -354,8 +357,9 @@ class _Index:
                 if isinstance(node, _DEF) and node.name.startswith("__") and node.name.endswith("__"):
                     roots.add(node.name)
                 for sub in _walk(node, whole=False):   # a statement comes before its parts
-                    if isinstance(sub, (ast.Assign, ast.AnnAssign)) and isinstance(sub.value, ast.Name) and all(
-                            isinstance(target, ast.Name) for target in (sub.targets if isinstance(sub, ast.Assign) else [sub.target])):
+                    targets = sub.targets if isinstance(sub, ast.Assign) else [getattr(sub, "target", None)]
+                    if isinstance(sub, (ast.Assign, ast.AnnAssign)) and isinstance(sub.value, ast.Name) \
+                            and all(isinstance(target, ast.Name) for target in targets):
                         aliases.add(id(sub.value))   # old = corr2d runs nothing: reaching old reaches corr2d
                     elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and id(sub) not in aliases:
                         roots.add(sub.id)
@@ -658,7 +662,8 @@ def _rebased(path):
     parts = path.split(".")
     for i in range(len(parts) - 1, 0, -1):
         prefix = ".".join(parts[:i])
-        if _is_module(prefix) and parts[i] not in _ATTRIBUTE_NOT_MODULE and ".".join(parts[:i + 1]) not in _NOT_MODULES \
+        if _is_module(prefix) and parts[i] not in _ATTRIBUTE_NOT_MODULE \
+                and ".".join(parts[:i + 1]) not in _NOT_MODULES \
                 and not _is_module(f"{prefix}.{parts[i]}") and _is_module(parts[i]):
             return ".".join(parts[i:])
     return path
@@ -709,7 +714,8 @@ class _EscapeReader(ast.NodeVisitor):
             self.note(node, f"uses the IPython kernel (get_ipython().{node.func.attr})")
             return
         for keyword in node.keywords:
-            if keyword.arg in DENIED_KEYWORDS and not (isinstance(keyword.value, ast.Constant) and not keyword.value.value):
+            off = isinstance(keyword.value, ast.Constant) and not keyword.value.value
+            if keyword.arg in DENIED_KEYWORDS and not off:
                 self.note(node, f"uses {keyword.arg}=, which runs a program")
         if isinstance(node.func, ast.Name) and node.func.id == "getattr":
             if _constant_getattr(node) and not node.args[1].value.startswith("_"):
@@ -730,7 +736,8 @@ class _EscapeReader(ast.NodeVisitor):
         if name == "matplotlib":
             return
         for text in code:   # the code that %time and %timeit run (and %%timeit's setup line) is read too
-            tree = _parse(_TIMEIT_OPTIONS.sub("", text, count=1)) if text.strip() else ast.Module(body=[], type_ignores=[])
+            text = _TIMEIT_OPTIONS.sub("", text, count=1)
+            tree = _parse(text) if text.strip() else ast.Module(body=[], type_ignores=[])
             if tree is None:
                 self.note(node, f"uses %{name} with code the grader cannot read")
                 continue
@@ -860,7 +867,7 @@ class _EscapeReader(ast.NodeVisitor):
 
     def visit_ClassDef(self, node):
         for base in node.bases if self.whole else ():   # its instances act where the class is reached
-            if _dotted(base).split(".")[-1] in ("Tensor", "Parameter", "Buffer", "TorchFunctionMode", "TorchDispatchMode"):
+            if _dotted(base).split(".")[-1] in TENSOR_CLASSES:
                 self.note(node, f"defines {node.name}, a subclass of {_dotted(base)}")
         self.generic_visit(node)
 
