@@ -20,14 +20,16 @@ nothing. From their syntax trees:
    since ``typing`` can evaluate them later) and a ``class`` contributes its
    decorators, bases, keywords (``metaclass=``) and its whole body, whose own
    ``def``\\ s follow the same rule. A lambda's body, a comprehension and a
-   generator are read where they stand (they are anonymous: no name follows them).
+   generator are read where they stand (they are anonymous: no name follows them),
+   and so is the code that ``%time``, ``%%time`` and ``%timeit`` run.
 2. *Definitions reached*: the statements that bind or change a top-level name
    of the student's (a ``def``, a ``class``, an assignment, an import, a
    ``global`` inside a function, ``name.attr = ...`` or ``name.append(...)``)
    are read whole, bodies included, when that name is reached: named by code
    of (1), by the instructor's cells (which run around the tests: a test cell's
-   direct call, a provided cell), or by a definition already reached,
-   transitively. A class reached is read whole, so its methods are
+   direct call, a provided cell; not the function a grading call watches, its
+   first argument), or by a definition already reached, transitively. An alias
+   at the top (``old = corr2d``) runs nothing: reaching ``old`` reaches ``corr2d``. A class reached is read whole, so its methods are
    (``__init__``, properties, ``__init_subclass__``, ``__set_name__``,
    ``__class_getitem__``...). A definition is reached from (1) also when its
    object is handed to the student's own code as it is defined, without its
@@ -42,7 +44,9 @@ nothing. From their syntax trees:
 Anything that would make this reading incomplete is itself an escape wherever
 it can run: dynamic code and names (``exec``, ``eval``, ``compile``,
 ``__import__``, ``globals()``, ``getattr`` with a computed name or passed as a
-value, a module passed as a value, a dunder attribute), files and loaders
+value, a module passed as a value, a dunder attribute, frames such as
+``gi_frame``/``f_globals``, a name of the instructor's imports such as ``grading``
+bound again after that import), files and loaders
 (``open``, ``pathlib``, ``io``, ``shutil``, ``os.write``/``os.open``/``os.dup2``,
 a ``fileno()``, ``numpy.save``/``load``/``tofile``, ``torch.save``/``load``,
 ``torch.jit``/``hub``/``package``/``utils``, ``numpy.ctypeslib``, ``importlib``,
@@ -51,8 +55,8 @@ modules or run programs), processes, threads and hooks (``threading``,
 ``asyncio``, ``signal``, ``atexit``, ``weakref``, ``gc``, ``sys.settrace``/
 ``setprofile``/``addaudithook``/``modules``, ``torch.multiprocessing``,
 ``numpy.seterrcall``, module-wide ``register_module_*_hook``, a ``__del__``
-method), the IPython kernel (``get_ipython()``, magics but ``%time``,
-``%timeit`` and ``%matplotlib inline``, ``!shell``). Imports and the attributes of
+method), the IPython kernel (``get_ipython()``, the channels behind ``sys.stdout``,
+magics but ``%time``, ``%timeit`` and ``%matplotlib inline``, ``!shell``). Imports and the attributes of
 allowed modules are allowed by lists (:data:`ALLOWED_IMPORTS`,
 :data:`ALLOWED_MODULES`, :data:`ALLOWED_TREES`, :data:`PLAIN_ATTRIBUTES`):
 a submodule of ``torch``, ``numpy``, ``matplotlib`` or ``tqdm`` that is not on
@@ -63,8 +67,11 @@ them is an escape, and so is a module that an allowed one re-exports
 in (1), in (2) and in (3): code that runs as the notebook loads runs before any
 test, so it counts for every watched function; an escape inside a definition
 that only ``pad2d`` reaches counts for the tests of ``pad2d`` (and of whatever
-calls it), not for a test that substitutes the reference ``pad2d``. Without a
-``function`` it reports everything in the student's cells, run or not.
+calls it), not for a test that substitutes the reference ``pad2d``. So does a
+``torch.Tensor`` subclass or a ``__torch_function__``, which act through the
+values of the code that uses them; a ``__del__`` method runs whenever an object
+is collected, and counts everywhere. Without a ``function`` it reports everything
+in the student's cells, run or not.
 :func:`delegations` reports a forbidden torch function (``F.conv2d``,
 ``X.unfold``, ``nn.MaxPool2d``...) or a name from ``convlab`` in (3): the
 watched function, what it reaches, and the statements that bind it (``corr2d =
