@@ -271,6 +271,8 @@ WRITE = "def write():\n    with open('forge.py', 'w') as f:\n        f.write('im
     (("def gen():\n    yield\nchecks = gen().gi_frame.f_back.f_globals", CORR2D),
      "cell 1, line 3: uses (...).gi_frame"),
     (("import sys\nout = sys.stdout\nout.session.send(None, 'x')", CORR2D), "uses out.session (sys.stdout.session)"),
+    (("Forge = type('Forge', (), {'__del__': print})", CORR2D), "cell 1, line 1: builds a class with type("),
+    (("import matplotlib.pyplot as plt\nplt.imshow([[1]]).write_png('forge.png')", CORR2D), "uses (...).write_png"),
 ])
 def test_code_that_runs_as_the_notebook_loads_counts_for_every_watched_function(cells, found):
     nb = notebook(*cells)
@@ -279,14 +281,29 @@ def test_code_that_runs_as_the_notebook_loads_counts_for_every_watched_function(
     assert set(lines) <= set(audit.escapes(nb))   # and the whole reading finds it too
 
 
+def with_test(nb, source):
+    test = nbformat.v4.new_code_cell(source, metadata=dict(nbgrader=dict(grade=True, grade_id="t", points=1)))
+    nb.cells.append(test)
+    return nb
+
+
 def test_replacing_the_instructors_checks_is_an_escape():
     fake = "class Fake:\n    def check_against(self, *args, **kwargs):\n        pass\ngrading = Fake()"
-    nb = notebook(CORR2D, fake, locked=["from convlab import grading"])
-    assert audit.escapes(nb, "corr2d") == ["cell 3, line 4: rebinds grading, which the instructor's cell 1 imports "
-                                           "for the tests"]
-    # a name the instructor does not import, or the same module imported again, replaces nothing
-    assert audit.escapes(notebook(fake, CORR2D, locked=["import torch"]), "corr2d") == []
-    assert audit.escapes(notebook("from convlab import grading", locked=["from convlab import grading"])) == []
+    test = "grading.check_against(corr2d, reference, cases)"
+    nb = with_test(notebook(CORR2D, fake, locked=["from convlab import grading"]), test)
+    assert audit.escapes(nb, "corr2d") == ["cell 3, line 4: rebinds grading, which the instructor's cell 1 binds "
+                                           "and cell 4 uses"]
+    helper = with_test(notebook(CORR2D, locked=["def check_step(got):\n    assert got == 1"]), "check_step(1)")
+    helper.cells.insert(2, nbformat.v4.new_code_cell("check_step = print"))   # between the helper and its use
+    assert audit.escapes(helper, "corr2d") == ["cell 3, line 1: rebinds check_step, which the instructor's "
+                                               "cell 1 binds and cell 4 uses"]
+    # a name the instructor does not bind, the same module imported again, a name the tests bind again
+    # before they read it, or a rebinding after the last use replace nothing
+    assert audit.escapes(with_test(notebook(fake, CORR2D, locked=["import torch"]), test), "corr2d") == []
+    assert audit.escapes(with_test(notebook("from convlab import grading", locked=["from convlab import grading"]),
+                                   test)) == []
+    assert audit.escapes(with_test(notebook("X = 1", locked=["X = 2"]), "X = 3\nprint(X)")) == []
+    assert audit.escapes(notebook(CORR2D, fake, locked=["from convlab import grading"])) == []
 
 
 @pytest.mark.parametrize("cells, found", [

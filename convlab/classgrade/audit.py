@@ -173,7 +173,7 @@ DENIED_ATTRIBUTES = frozenset({
     "fileno", "save", "load", "loads", "dump", "dumps", "savez", "savez_compressed", "savetxt", "loadtxt",
     "genfromtxt", "fromfile", "fromregex", "tofile", "from_file", "memmap", "open_memmap", "ctypes", "ctypeslib",
     "as_strided", "stride_tricks", "seterrcall", "set_string_function", "share_memory_", "share_memory",
-    "savefig", "imsave",
+    "savefig", "imsave", "write_png", "open",
     "imread", "switch_backend", "rc_file", "new_timer", "system", "popen", "spawn", "fork",
     "print_figure", "print_png", "print_jpg", "print_jpeg", "print_pdf", "print_svg", "print_svgz", "print_ps",
     "print_eps", "print_raw", "print_rgba", "print_tif", "print_tiff", "print_webp", "print_pgf", "print_gif",
@@ -307,18 +307,14 @@ class _Index:
 
     def __init__(self, code):
         """``code``: ``(cell number, source, whether the student's)`` of each code cell."""
-        self.cells, self.others = [], []
-        self.instructors = {}   # name -> the first instructor's cell that imports it (grading, convlab...)
+        self.cells, self.others, instructors = [], [], []
         for number, source, students in code:
             tree = _parse(source)
             if tree is not None and students:
                 self.cells.append((number, tree))
             elif tree is not None:
                 self.others.append(tree)
-                for node in tree.body:
-                    if isinstance(node, (ast.Import, ast.ImportFrom)):
-                        for _, bound, _ in _aliases(node):
-                            self.instructors.setdefault(bound, number)
+                instructors.append((number, tree))
         self.modules = {**_imports(self.others), **_imports(tree for _, tree in self.cells)}
         self.read = {}   # (id of a node, whole) -> what _read found there
         self.aliases = _aliases_of_paths([tree for _, tree in self.cells], self.modules)
@@ -327,21 +323,11 @@ class _Index:
         own = {name for _, _, facts in statements for name in facts.bound}
         self.own = frozenset(own - set(self.aliases))
         self.defs, self.refs = {}, {}
-        # the instructor's checks are found by name: a student's cell that rebinds one after its import
-        # replaces the check itself (grading = Fake()), for every test that follows
-        self.rebinds = [(number, node.lineno, f"rebinds {name}, which the instructor's cell {self.instructors[name]} "
-                                              "imports for the tests")
-                        for number, node, facts in statements
-                        for name in sorted(facts.bound | facts.imported)
-                        if number > self.instructors.get(name, number)
-                        and not (name in facts.imported and _imports([node]).get(name) == self._imported(name))]
+        self.rebinds = _rebinds(statements, instructors)
         for number, node, facts in statements:
             self.refs[id(node)] = facts.refs
             for name in facts.bound | facts.imported | (facts.changed & own):
                 self.defs.setdefault(name, []).append((number, node))
-
-    def _imported(self, name):
-        return _imports(self.others).get(name)
 
     def reach(self, roots, substitute=()):
         """The names of the student's definitions that ``roots`` refer to, directly or through others."""
@@ -390,6 +376,32 @@ class _Index:
                      *[sub for stmt in node.body for sub in _walk(stmt, whole=False)]]
         return any(isinstance(sub, ast.Name) and sub.id in self.defs and sub.id not in self.modules
                    for part in parts for sub in ast.walk(part))
+
+
+def _rebinds(statements, instructors):
+    """``[(cell, line, why)]``: where the student binds again a name that an instructor's cell bound (an import
+    such as ``grading``, a test's helper) and a later instructor's cell reads: the tests run the student's."""
+    provided, origins, reads = {}, {}, []
+    for number, tree in instructors:
+        bound, read = set(), set()
+        for node in tree.body:
+            facts = _facts(node)
+            read |= facts.refs - bound
+            bound |= facts.bound | facts.imported
+            for name in facts.bound | facts.imported:
+                provided.setdefault(name, number)
+            origins.update(_imports([node]))
+        reads.append((number, read))
+    found = []
+    for number, node, facts in statements:
+        for name in sorted(facts.bound | facts.imported):
+            if name in facts.imported and _imports([node]).get(name) == origins.get(name, ""):
+                continue   # the same module imported again
+            later = [cell for cell, read in reads if cell > number and name in read]
+            if provided.get(name, number) < number and later:
+                found.append((number, node.lineno, f"rebinds {name}, which the instructor's cell {provided[name]} "
+                                                   f"binds and cell {later[0]} uses"))
+    return found
 
 
 class _Facts:
@@ -724,6 +736,8 @@ class _EscapeReader(ast.NodeVisitor):
             off = isinstance(keyword.value, ast.Constant) and not keyword.value.value
             if keyword.arg in DENIED_KEYWORDS and not off:
                 self.note(node, f"uses {keyword.arg}=, which runs a program")
+        if isinstance(node.func, ast.Name) and node.func.id == "type" and len(node.args) == 3:
+            self.note(node, "builds a class with type(name, bases, namespace), whose methods no name follows")
         if isinstance(node.func, ast.Name) and node.func.id == "getattr":
             if _constant_getattr(node) and not node.args[1].value.startswith("_"):
                 self._attribute(node, node.args[0], node.args[1].value)
