@@ -271,6 +271,9 @@ WRITE = "def write():\n    with open('forge.py', 'w') as f:\n        f.write('im
     (("def gen():\n    yield\nchecks = gen().gi_frame.f_back.f_globals", CORR2D),
      "cell 1, line 3: uses (...).gi_frame"),
     (("import sys\nout = sys.stdout\nout.session.send(None, 'x')", CORR2D), "uses out.session (sys.stdout.session)"),
+    (("import sys\nimport matplotlib.pyplot as plt\nclass Drawn:\n    def on_draw(event):\n"
+      "        sys.setprofile(None)\n    plt.connect('draw_event', on_draw)", CORR2D),
+     "cell 1, line 5: uses sys.setprofile"),                                 # a class body keeps its own method
     (("Forge = type('Forge', (), {'__del__': print})", CORR2D), "cell 1, line 1: builds a class with type("),
     (("import matplotlib.pyplot as plt\nplt.imshow([[1]]).write_png('forge.png')", CORR2D), "uses (...).write_png"),
 ])

@@ -34,9 +34,11 @@ nothing. From their syntax trees:
    ``__class_getitem__``...). A definition is reached from (1) also when its
    object is handed to the student's own code as it is defined, without its
    name: a ``def`` or ``class`` decorated by a student's name, a class whose
-   bases, keywords or body name one of the student's definitions (a base's
-   ``__init_subclass__``, a metaclass, a descriptor's ``__set_name__`` receive
-   it), and a top-level function with a dunder name (a module ``__getattr__``).
+   bases, keywords or body name one of the student's definitions or its own
+   methods (a base's ``__init_subclass__``, a metaclass, a descriptor's
+   ``__set_name__`` receive it; ``plt.connect("draw_event", method)`` in the body
+   keeps a method), and a top-level function with a dunder name (a module
+   ``__getattr__``).
 3. *The watched function*: ``function`` (``'corr2d'`` or ``'Conv2D.forward'``) and
    what it reaches by (2), except the names in ``substitute``, which the test
    binds to the instructor's reference while it runs.
@@ -45,8 +47,9 @@ Anything that would make this reading incomplete is itself an escape wherever
 it can run: dynamic code and names (``exec``, ``eval``, ``compile``,
 ``__import__``, ``globals()``, ``getattr`` with a computed name or passed as a
 value, a module passed as a value, a dunder attribute, frames such as
-``gi_frame``/``f_globals``, a name of the instructor's imports such as ``grading``
-bound again after that import), files and loaders
+``gi_frame``/``f_globals``, a name that an instructor's cell binds, such as
+``grading`` or a test's helper, bound again before a later instructor's cell reads
+it), files and loaders
 (``open``, ``pathlib``, ``io``, ``shutil``, ``os.write``/``os.open``/``os.dup2``,
 a ``fileno()``, ``numpy.save``/``load``/``tofile``, ``torch.save``/``load``,
 ``torch.jit``/``hub``/``package``/``utils``, ``numpy.ctypeslib``, ``importlib``,
@@ -370,11 +373,13 @@ class _Index:
     def _handed_over(self, node):
         """Whether a definition's object reaches the student's code as it is defined, without its name."""
         if isinstance(node, _DEF):
-            parts = node.decorator_list
-        else:
+            parts, methods = node.decorator_list, set()
+        else:   # a class body that names its own method hands it over too (plt.connect("draw_event", m))
             parts = [*node.decorator_list, *node.bases, *node.keywords,
                      *[sub for stmt in node.body for sub in _walk(stmt, whole=False)]]
-        return any(isinstance(sub, ast.Name) and sub.id in self.defs and sub.id not in self.modules
+            methods = {stmt.name for stmt in node.body if isinstance(stmt, _DEF)}
+        return any(isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)
+                   and ((sub.id in self.defs and sub.id not in self.modules) or sub.id in methods)
                    for part in parts for sub in ast.walk(part))
 
 
