@@ -401,3 +401,53 @@ def test_an_escape_in_a_definition_counts_only_where_it_is_reached():
     # called by the student's code at the top, it runs as the notebook loads: every test
     nb.cells.append(nbformat.v4.new_code_cell("print(conv2d(1, 2))"))
     assert audit.escapes(nb, "corr2d") == ["cell 1, line 3: uses sys.setprofile"]
+
+
+# The modules a submission may use, as installed: what the reader allows of each is what they hold.
+LIBRARIES = ["torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.optim", "torch.linalg", "torch.fft",
+             "torch.autograd", "torch.special", "torch.testing", "numpy", "numpy.linalg", "numpy.random", "numpy.fft",
+             "matplotlib", "matplotlib.pyplot", "tqdm", "tqdm.auto", "math", "functools", "itertools", "collections",
+             "typing", "dataclasses", "random", "time", "warnings", "statistics", "fractions", "numbers", "string",
+             "copy", "convlab"]
+# Their public attributes that the reader denies on purpose (files, loaders, compilers, settings that load modules).
+DENIED_ON_PURPOSE = {"load", "save", "from_file", "cond", "while_loop", "import_ir_module",
+                     "import_ir_module_from_buffer", "set_default_device", "use", "rc", "rc_file", "rc_file_defaults", "rc_context", "rcdefaults",
+                     "rcParams", "rcParamsDefault", "rcParamsOrig", "switch_backend", "get_type_hints", "ForwardRef",
+                     "singledispatch", "singledispatchmethod", "Formatter", "savefig", "imsave", "imread", "savez",
+                     "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile", "fromregex", "memmap",
+                     "seterrcall", "ctypeslib", "compile", "style", "Storage", "TypedStorage", "UntypedStorage",
+                     "classes", "ops", "library", "overrides", "jit", "hub", "package", "utils", "profiler",
+                     "backends", "serialization", "export", "compiler", "fx", "multiprocessing", "distributed",
+                     "storage", "system", "open", "io", "re"}   # typing.io, typing.re: old aliases
+
+
+def problem_of(path):
+    path = audit._rebased(path)
+    return audit._step_problem(path) if "." in path else (None if audit._module_allowed(path) else path)
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+def test_what_the_reader_allows_of_a_library_is_what_it_holds(name):
+    import importlib
+    import types
+    module = importlib.import_module(name)
+    wrong = []
+    for attr in dir(module):
+        if attr.startswith("_"):
+            continue
+        try:
+            value = getattr(module, attr)
+        except Exception:   # a lazy attribute that cannot load here
+            continue
+        path = f"{name}.{attr}"
+        if attr in audit.DENIED_ATTRIBUTES or attr in DENIED_ON_PURPOSE:
+            continue
+        found = problem_of(path)
+        if isinstance(value, types.ModuleType):
+            # another module: allowed only if it is on the lists, under its own name
+            real = value.__name__
+            if not found and not (audit._module_allowed(real) and audit._rebased(path) in (path, real)):
+                wrong.append(f"{path} is the module {real}, allowed")
+        elif found:
+            wrong.append(f"{path} is no module, but denied ({found})")
+    assert wrong == []

@@ -29,9 +29,9 @@ nothing. From their syntax trees:
    of (1), by the instructor's cells (which run around the tests: a test cell's
    direct call, a provided cell; not the function a grading call watches, its
    first argument), or by a definition already reached, transitively. An alias
-   at the top (``old = corr2d``) runs nothing: reaching ``old`` reaches ``corr2d``. A class reached is read whole, so its methods are
-   (``__init__``, properties, ``__init_subclass__``, ``__set_name__``,
-   ``__class_getitem__``...). A definition is reached from (1) also when its
+   at the top (``old = corr2d``) runs nothing: reaching ``old`` reaches ``corr2d``.
+   A class reached is read whole, so its methods are (``__init__``, properties,
+   ``__init_subclass__``, ``__set_name__``, ``__class_getitem__``...). A definition is reached from (1) also when its
    object is handed to the student's own code as it is defined, without its
    name: a ``def`` or ``class`` decorated by a student's name, a class whose
    bases, keywords or body name one of the student's definitions or its own
@@ -127,12 +127,12 @@ ALLOWED_MODULES = frozenset({
 ALLOWED_TREES = frozenset({
     "torch.nn.functional", "torch.nn.init", "torch.nn.modules", "torch.nn.parameter", "torch.nn.utils",
     "torch.nn.common_types", "torch.optim", "torch.linalg", "torch.fft", "torch.special", "torch.random",
-    "torch.distributions", "torch.types", "torch.functional", "torch.return_types",
+    "torch.distributions", "torch.types", "torch.functional", "torch.return_types", "torch.signal", "torch.nn.grad",
     "torch.autograd.functional", "torch.autograd.forward_ad", "torch.autograd.grad_mode",
     "torch.autograd.function", "torch.autograd.gradcheck", "torch.autograd.graph",
     "torch.autograd.anomaly_mode", "torch.autograd.variable",
     "numpy.linalg", "numpy.fft", "numpy.random", "numpy.ma", "numpy.polynomial", "numpy.typing",
-    "numpy.dtypes", "numpy.exceptions", "numpy.emath",
+    "numpy.dtypes", "numpy.exceptions", "numpy.emath", "numpy.lib.scimath",
     "matplotlib.pyplot", "matplotlib.colors", "matplotlib.cm", "matplotlib.ticker", "matplotlib.patches",
     "matplotlib.gridspec", "matplotlib.lines", "matplotlib.figure", "matplotlib.axes", "matplotlib.colorbar",
     "matplotlib.collections", "matplotlib.markers", "matplotlib.text", "matplotlib.path",
@@ -158,7 +158,7 @@ TORCH_INTERNALS = frozenset({
     "ops", "overrides", "library", "fx", "jit", "compiler", "hub", "package", "multiprocessing", "distributed",
     "utils", "classes", "serialization", "export", "profiler", "backends", "load", "save", "from_file",
     "compile", "set_default_device", "import_ir_module", "import_ir_module_from_buffer", "storage",
-    "UntypedStorage", "TypedStorage", "Storage", "cond", "while_loop",
+    "UntypedStorage", "TypedStorage", "Storage", "cond", "while_loop", "cpp",
 })
 # Exact paths of an allowed module that are escapes: matplotlib's settings and styles name backends
 # and hooks (modules it imports: "backend", "figure.hooks") and programs it runs ("text.usetex");
@@ -186,6 +186,8 @@ DENIED_ATTRIBUTES = frozenset({
     "f_globals", "f_locals", "f_builtins", "f_code", "f_trace", "tb_frame", "tb_next", "co_code", "co_consts",
     # the kernel's own channels, reached from its output streams
     "pub_thread", "parent_header", "iopub_socket", "iopub_thread",
+    # modules that allowed ones hold under these names (plt.cbook, typing.stdlib_re): not on the lists
+    "cbook", "mlab", "rcsetup", "stdlib_re",
 })
 DENIED_PREFIXES = ("register_module_",)   # torch.nn.modules.module.register_module_forward_hook: every module
 DENIED_KEYWORDS = frozenset({"usetex"})   # matplotlib text through LaTeX: a program run
@@ -201,9 +203,11 @@ GRADING_CALLS = frozenset({"check_against", "check_no_delegation", "check_few_ca
 # Names of modules that an allowed module may re-export as an attribute (torch.sys, plt.np): reached that
 # way, they are read as the module itself. A few also name common functions (np.array, torch.select).
 _ATTRIBUTE_NOT_MODULE = frozenset({"array", "select", "copy", "code", "math", "cmath", "string", "time",
-                                   "random", "types", "numbers", "fractions", "statistics", "functools",
+                                   "random", "numbers", "fractions", "statistics", "functools",
                                    "itertools", "collections", "typing", "dataclasses", "warnings", "token",
-                                   "test", "operator"})
+                                   "test", "trace", "cycler", "chunk", "arrow"})
+# The names modules go by inside others (torch.nn.functional.np is numpy): reached that way, an escape.
+_MODULE_ALIASES = frozenset({"np", "plt", "mpl", "F", "pd", "sp", "tf", "th", "npt"})
 _NOT_MODULES = frozenset(f"tqdm{sub}.tqdm" for sub in ("", ".auto", ".autonotebook", ".notebook", ".std"))
 _PACKAGES = frozenset({"torch", "numpy", "matplotlib", "tqdm", "convlab", "IPython", "ipykernel",
                        "jupyter_client", "jupyter_core", "zmq", "nbformat", "nbclient", "nbgrader", "traitlets",
@@ -675,6 +679,8 @@ def _step_problem(path):
         return path
     if _is_module(path):
         return None if _module_allowed(path) else path
+    if _is_module(parent) and attr in _MODULE_ALIASES:   # torch.nn.functional.np: numpy, under another name
+        return path
     if _is_module(parent) and attr not in _ATTRIBUTE_NOT_MODULE and path not in _NOT_MODULES \
             and _is_module(attr):   # a module re-exported by another (torch.sys, torch.ctypes, plt.matplotlib)
         return None if _module_allowed(attr) else path
