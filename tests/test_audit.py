@@ -408,17 +408,28 @@ LIBRARIES = ["torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch
              "torch.autograd", "torch.special", "torch.testing", "numpy", "numpy.linalg", "numpy.random", "numpy.fft",
              "matplotlib", "matplotlib.pyplot", "tqdm", "tqdm.auto", "math", "functools", "itertools", "collections",
              "typing", "dataclasses", "random", "time", "warnings", "statistics", "fractions", "numbers", "string",
-             "copy", "convlab"]
+             "copy", "convlab", "convlab.grading", "convlab.kernels", "collections.abc",
+             "torch.nn.modules", "torch.nn.modules.module", "torch.nn.utils", "torch.nn.parameter",
+             "torch.optim.lr_scheduler", "torch.autograd.graph", "torch.autograd.functional", "torch.autograd.function",
+             "torch.autograd.forward_ad", "torch.distributions", "torch.func", "torch.random", "torch.sparse",
+             "torch.signal", "numpy.ma", "numpy.polynomial", "numpy.testing", "numpy.typing", "numpy.exceptions",
+             "numpy.dtypes", "matplotlib.colors", "matplotlib.cm", "matplotlib.ticker", "matplotlib.patches",
+             "matplotlib.gridspec", "matplotlib.lines", "matplotlib.figure", "matplotlib.axes", "matplotlib.colorbar",
+             "matplotlib.collections", "matplotlib.markers", "matplotlib.text", "matplotlib.path",
+             "matplotlib.transforms", "matplotlib.legend", "matplotlib.image", "matplotlib.artist",
+             "matplotlib.contour", "matplotlib.axis", "tqdm.std", "tqdm.notebook", "tqdm.autonotebook"]
 # Their public attributes that the reader denies on purpose (files, loaders, compilers, settings that load modules).
 DENIED_ON_PURPOSE = {"load", "save", "from_file", "cond", "while_loop", "import_ir_module",
-                     "import_ir_module_from_buffer", "set_default_device", "use", "rc", "rc_file", "rc_file_defaults", "rc_context", "rcdefaults",
+                     "import_ir_module_from_buffer", "set_default_device", "use", "rc", "rc_file",
+                     "rc_file_defaults", "rc_context", "rcdefaults",
                      "rcParams", "rcParamsDefault", "rcParamsOrig", "switch_backend", "get_type_hints", "ForwardRef",
                      "singledispatch", "singledispatchmethod", "Formatter", "savefig", "imsave", "imread", "savez",
                      "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile", "fromregex", "memmap",
                      "seterrcall", "ctypeslib", "compile", "style", "Storage", "TypedStorage", "UntypedStorage",
                      "classes", "ops", "library", "overrides", "jit", "hub", "package", "utils", "profiler",
                      "backends", "serialization", "export", "compiler", "fx", "multiprocessing", "distributed",
-                     "storage", "system", "open", "io", "re"}   # typing.io, typing.re: old aliases
+                     "storage", "system", "open", "io", "re",   # typing.io, typing.re: old aliases
+                     "datetime"}   # tqdm.std.datetime, a class named as a module
 
 
 def problem_of(path):

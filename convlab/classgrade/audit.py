@@ -136,7 +136,13 @@ ALLOWED_TREES = frozenset({
     "matplotlib.pyplot", "matplotlib.colors", "matplotlib.cm", "matplotlib.ticker", "matplotlib.patches",
     "matplotlib.gridspec", "matplotlib.lines", "matplotlib.figure", "matplotlib.axes", "matplotlib.colorbar",
     "matplotlib.collections", "matplotlib.markers", "matplotlib.text", "matplotlib.path",
-    "matplotlib.transforms", "matplotlib.colormaps",
+    "matplotlib.transforms", "matplotlib.colormaps", "matplotlib.legend", "matplotlib.axis", "matplotlib.contour",
+    "matplotlib.quiver", "matplotlib.table", "matplotlib.image", "matplotlib.scale", "matplotlib.hatch",
+    "matplotlib.artist", "matplotlib.colorizer", "matplotlib.spines", "matplotlib.dates", "matplotlib.units",
+    "matplotlib.category", "matplotlib.container", "matplotlib.offsetbox", "matplotlib.projections",
+    "matplotlib.streamplot", "matplotlib.tri", "matplotlib.bezier", "matplotlib.legend_handler",
+    "matplotlib.mathtext", "matplotlib.patheffects", "matplotlib.layout_engine", "matplotlib.widgets",
+    "matplotlib.cycler", "matplotlib.stackplot",
     "tqdm.auto", "tqdm.autonotebook", "tqdm.notebook", "tqdm.std",
     "convlab",
 })
@@ -187,7 +193,8 @@ DENIED_ATTRIBUTES = frozenset({
     # the kernel's own channels, reached from its output streams
     "pub_thread", "parent_header", "iopub_socket", "iopub_thread",
     # modules that allowed ones hold under these names (plt.cbook, typing.stdlib_re): not on the lists
-    "cbook", "mlab", "rcsetup", "stdlib_re",
+    "cbook", "mlab", "rcsetup", "stdlib_re", "hooks", "Image",
+    "extbuild",   # numpy.testing.extbuild compiles C extensions
 })
 DENIED_PREFIXES = ("register_module_",)   # torch.nn.modules.module.register_module_forward_hook: every module
 DENIED_KEYWORDS = frozenset({"usetex"})   # matplotlib text through LaTeX: a program run
@@ -681,6 +688,10 @@ def _step_problem(path):
         return None if _module_allowed(path) else path
     if _is_module(parent) and attr in _MODULE_ALIASES:   # torch.nn.functional.np: numpy, under another name
         return path
+    if parent.split(".")[0] == "matplotlib" and _is_module(parent):   # matplotlib's own, as martist or artist
+        for name in (attr, attr[1:] if attr.startswith("m") else ""):
+            if name and _is_module(f"matplotlib.{name}"):
+                return None if _module_allowed(f"matplotlib.{name}") else path
     if _is_module(parent) and attr not in _ATTRIBUTE_NOT_MODULE and path not in _NOT_MODULES \
             and _is_module(attr):   # a module re-exported by another (torch.sys, torch.ctypes, plt.matplotlib)
         return None if _module_allowed(attr) else path
