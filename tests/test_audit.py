@@ -113,6 +113,8 @@ def test_only_what_the_function_reaches_counts():
     ("g = globals()", "uses globals"),
     ("from convlab import grading\ngrading.check_result = lambda *a, **k: None", "changes grading.check_result"),
     ("import torch\ntorch.allclose = lambda *a, **k: True", "changes torch.allclose"),
+    ("import torch\nfor torch.allclose in [print]:\n    pass", "changes torch.allclose"),
+    ("import torch\nflags = [0 for torch.allclose in [print]]", "changes torch.allclose"),
     ("import torch\nclass Agreeable(torch.Tensor):\n    pass", "a subclass of torch.Tensor"),
     ("get_ipython().kernel.session", "uses get_ipython"),
     ("!ls /", "uses the IPython kernel (get_ipython().system)"),

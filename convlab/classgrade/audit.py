@@ -906,6 +906,19 @@ class _EscapeReader(ast.NodeVisitor):
     def visit_Delete(self, node):
         self._assigned(node, node.targets)
 
+    def visit_For(self, node):   # for torch.allclose in [...]: an assignment too
+        self._assigned(node, [node.target])
+
+    visit_AsyncFor = visit_For
+
+    def visit_With(self, node):
+        self._assigned(node, [item.optional_vars for item in node.items if item.optional_vars is not None])
+
+    visit_AsyncWith = visit_With
+
+    def visit_comprehension(self, node):
+        self._assigned(node, [node.target])
+
     # -- definitions -------------------------------------------------------------------------
 
     def visit_ClassDef(self, node):
