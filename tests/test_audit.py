@@ -329,6 +329,10 @@ def test_replacing_the_instructors_checks_is_an_escape():
       "def corr2d(X, K):\n    return Engine().run(X, K)",), "cell 1, line 7: F.conv2d"),  # a method sees the global
     (("import torch.nn.functional as F\ndef corr2d(X, K, op=lambda X, K: F.conv2d(X, K)):\n    return op(X, K)",),
      "cell 1, line 2: F.conv2d"),
+    (("def corr2d(X, K):\n    return getattr(X, 'unfold')(0, 2, 1)",), "cell 1, line 2: getattr(X, 'unfold')"),
+    (("import torch.nn.functional as F\nif (corr2d := F.conv2d):\n    pass",), "cell 1, line 2: F.conv2d"),
+    (("import torch.nn.functional as F\nOPS = {}\ndef setup():\n    OPS['c'] = F.conv2d\nsetup()\n"
+      "def corr2d(X, K):\n    return OPS['c'](X, K)",), "cell 1, line 4: F.conv2d"),   # filled by a function
     (("%%time\nimport torch.nn.functional as F\ndef corr2d(X, K):\n    return F.conv2d(X, K)",),
      "cell 1, line 4: F.conv2d"),                                                  # defined under %%time
 ])

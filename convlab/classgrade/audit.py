@@ -293,6 +293,8 @@ def delegations(nb, function, *, forbidden, substitute=()):
                         what = f"{sub.id} (from {origin})"
                 elif isinstance(sub, ast.Attribute) and _normal(sub.attr) in bad and _root(sub) not in ("self", "cls"):
                     what = _dotted(sub)
+                elif isinstance(sub, ast.Call) and _constant_getattr(sub) and _normal(sub.args[1].value) in bad:
+                    what = f"getattr({ast.unparse(sub.args[0])}, {sub.args[1].value!r})"
                 elif isinstance(sub, (ast.Import, ast.ImportFrom)):
                     for alias, bound, origin in _aliases(sub):
                         if bound in reached and forbidden_origin(origin):
