@@ -122,21 +122,21 @@ class Recorder:
 
     def _wrap_result(self, original):
         @functools.wraps(original)
-        def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True):
+        def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True, **more):
             __tracebackhide__ = True
             self._write(CheckRecord(cell=self.cell, kind=CheckKind.RESULT, link=self._link(got, None),
                                     expected=values.encode(expected), atol=float(atol), rtol=float(rtol),
                                     dtype=bool(dtype)))
-            return original(got, expected, case=case, atol=atol, rtol=rtol, dtype=dtype)
+            return original(got, expected, case=case, atol=atol, rtol=rtol, dtype=dtype, **more)
         return check_result
 
     def _wrap_equal(self, original):
         @functools.wraps(original)
-        def check_equal(got, expected, *, case):
+        def check_equal(got, expected, *, case, **more):
             __tracebackhide__ = True
             self._write(CheckRecord(cell=self.cell, kind=CheckKind.EQUAL, link=self._link(got, "ints"),
                                     expected=values.encode(tuple(expected), "ints")))
-            return original(got, expected, case=case)
+            return original(got, expected, case=case, **more)
         return check_equal
 
     def _wrap_raises(self, original):
