@@ -59,9 +59,11 @@ class Recorder:
         self.calls = []                 # this test cell's calls, oldest first
         self.count = 0
         self.handles = {}               # id(object) -> (call number, path, object) of returned objects
+        self.rng = None                 # the random states pickled last (a call repeats None while unchanged)
 
     def start_cell(self, cell):
         self.cell, self.calls = cell, []
+        self.rng = None     # each test cell's first call carries the random states (cells may be moved)
 
     def install(self):
         """Wrap ``convlab.grading``'s call path and checks (module attributes, used by name)."""
@@ -90,12 +92,21 @@ class Recorder:
         record = CallRecord(cell=self.cell, number=number, name=str(name))
         try:
             what = dict(callee=fn, args=tuple(args), kwargs=dict(kwargs),
-                        substitute=dict(options.get("substitute") or {}), rng=_rng_state())
+                        substitute=dict(options.get("substitute") or {}), rng=self._rng_if_changed())
             record.blob = base64.b64encode(self._pickle(what)).decode("ascii")
         except Exception as error:  # noqa: BLE001 - the reference's replay will say it cannot be replayed
             record.error = f"{type(error).__name__}: {error}"[:300]
         self._write(record)
         return number
+
+    def _rng_if_changed(self):
+        """The random states if they changed since the last call (about 10 kB), else ``None``."""
+        state = _rng_state()
+        key = (state["torch"].numpy().tobytes(), state["numpy"][1].tobytes(), state["numpy"][2:], state["random"])
+        if key == self.rng:
+            return None
+        self.rng = key
+        return state
 
     def _pickle(self, what):
         buffer = io.BytesIO()

@@ -47,6 +47,7 @@ class Replayer:
     def __init__(self, shell, out, timeout):
         self.shell, self.out, self.timeout = shell, out, timeout
         self.results = {}       # call number -> what it returned (a later call may be on it)
+        self.rng = None         # the random states of the last call that recorded them
 
     def run(self, plan):
         for step in plan.steps:
@@ -67,7 +68,8 @@ class Replayer:
         reply = CallReply(number=call.number)
         try:
             what = _Unpickler(io.BytesIO(base64.b64decode(call.blob)), self).load()
-            _set_rng(what["rng"])
+            self.rng = what["rng"] or self.rng   # None: as at the call before (the student's code may have drawn since)
+            _set_rng(self.rng)
             with _time_limit(self.timeout), _bound(self.shell.user_ns, what["substitute"]):
                 result = what["callee"](*what["args"], **what["kwargs"])
         except BaseException as error:  # noqa: BLE001 - the student's error is the reply
