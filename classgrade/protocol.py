@@ -93,6 +93,19 @@ class CheckRecord:
         return _dump(self)
 
 
+@dataclass
+class WatchRecord:
+    """A call made under a watch of *how* it computes (no delegation): read in the source instead."""
+    cell: str
+    function: str                   # the notebook's name of what was called ("corr2d", "Conv2D.forward")
+    forbidden: list = field(default_factory=list)
+    substitute: list = field(default_factory=list)   # names replaced by trusted functions during the call
+    record: str = "watch"
+
+    def to_json(self):
+        return _dump(self)
+
+
 def read_records(lines):
     """``[CallRecord | CheckRecord]`` from the recorder's JSON lines (bad lines skipped)."""
     out = []
@@ -107,6 +120,8 @@ def read_records(lines):
                 fields = {k: data[k] for k in CheckRecord.__dataclass_fields__ if k in data}
                 out.append(CheckRecord(**dict(fields, kind=CheckKind(data["kind"]), link=link,
                                               expected=expected)))
+            elif data.get("record") == "watch":
+                out.append(WatchRecord(**{k: data[k] for k in WatchRecord.__dataclass_fields__ if k in data}))
         except (ValueError, TypeError, KeyError):
             continue
     return out

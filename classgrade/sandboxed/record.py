@@ -34,7 +34,7 @@ import numpy
 import torch
 from torch import nn
 
-from classgrade.protocol import CallRecord, CheckKind, CheckRecord, Link
+from classgrade.protocol import CallRecord, CheckKind, CheckRecord, Link, WatchRecord
 from classgrade.sandboxed import values
 from convlab import grading
 
@@ -60,6 +60,7 @@ class Recorder:
         self.count = 0
         self.handles = {}               # id(object) -> (call number, path, object) of returned objects
         self.rng = None                 # the random states pickled last (a call repeats None while unchanged)
+        self.watches = set()            # the watch records written (once each)
 
     def start_cell(self, cell):
         self.cell, self.calls = cell, []
@@ -79,6 +80,10 @@ class Recorder:
         def _run_watched(fn, args, kwargs, **options):
             __tracebackhide__ = True
             call = _Call(self._record_call(fn, args, kwargs, options), fn, args, kwargs)
+            if options.get("forbidden"):   # how it computes is read in its source, by this name
+                self._watched(WatchRecord(cell=self.cell, function=self.calls_name(fn, options),
+                                          forbidden=sorted(options["forbidden"]),
+                                          substitute=sorted(options.get("substitute") or ())))
             self.calls.append(call)
             result, watch = original(fn, args, kwargs, **options)
             call.result = result
@@ -88,8 +93,7 @@ class Recorder:
 
     def _record_call(self, fn, args, kwargs, options):
         number, self.count = self.count, self.count + 1
-        name = options.get("name") or getattr(fn, "__name__", type(fn).__name__)
-        record = CallRecord(cell=self.cell, number=number, name=str(name))
+        record = CallRecord(cell=self.cell, number=number, name=self.calls_name(fn, options))
         try:
             what = dict(callee=fn, args=tuple(args), kwargs=dict(kwargs),
                         substitute=dict(options.get("substitute") or {}), rng=self._rng_if_changed())
@@ -121,6 +125,11 @@ class Recorder:
         for path, item in items:
             if not isinstance(item, _PLAIN + (tuple, list, dict)):
                 self.handles[id(item)] = (number, path, item)
+
+    @staticmethod
+    def calls_name(fn, options):
+        """What a call is named in messages and in the source reading: the test's ``name``, else the function's."""
+        return str(options.get("name") or getattr(fn, "__name__", type(fn).__name__))
 
     def notebook_name(self, obj):
         """The name under which the notebook defines the function or class ``obj``, or ``None``."""
@@ -181,6 +190,12 @@ class Recorder:
                         return Link(call=call.number, path=path, convert=str(got.dtype).removeprefix("torch."))
                     return Link(call=call.number, path=path, convert=convert)
         return None
+
+    def _watched(self, record):
+        key = record.to_json()
+        if key not in self.watches:
+            self.watches.add(key)
+            self._write(record)
 
     def _write(self, record):
         os.write(self.fd, (record.to_json() + "\n").encode())

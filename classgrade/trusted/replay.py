@@ -25,8 +25,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from classgrade.protocol import (CallReply, CallRecord, CheckKind, ReplayCall, ReplayPlan, ReplayStep, cell_hash,
-                                 read_records)
+from classgrade.protocol import (CallReply, CallRecord, CheckKind, CheckRecord, ReplayCall, ReplayPlan, ReplayStep,
+                                 WatchRecord, cell_hash, read_records)
 
 MAX_REPLY_BYTES = 64 * 2**20     # what the grader reads of a replay's replies
 
@@ -37,6 +37,7 @@ class ReferenceCell:
     grade_id: str
     calls: list = field(default_factory=list)    # [CallRecord]
     checks: list = field(default_factory=list)   # [CheckRecord]
+    watched: list = field(default_factory=list)  # [WatchRecord]: calls whose way of computing is read in the source
 
     def paths(self, number):
         """The distinct links to call ``number``'s outputs that this cell's checks compare."""
@@ -69,7 +70,8 @@ def reference_cells(records, test_cells):
     for record in read_records(records):
         gid = by_hash.get(record.cell)
         if gid is not None:
-            (cells[gid].calls if isinstance(record, CallRecord) else cells[gid].checks).append(record)
+            kind = {CallRecord: "calls", CheckRecord: "checks", WatchRecord: "watched"}[type(record)]
+            getattr(cells[gid], kind).append(record)
     return cells
 
 
