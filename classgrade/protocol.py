@@ -29,9 +29,9 @@ from typing import ClassVar
 KERNEL_OPTIONS = "options.json"     # KernelOptions, written by the worker, read-only inside
 KERNEL_LOG = "kernel.log"           # log_line records, written by the kernel
 BASELINE = "baseline.json"          # the kernel's fingerprints before any student code
-LEDGER = "ledger.jsonl"             # the checks' values (classgrade.sandboxed.ledger)
+RECORDS = "records.jsonl"           # the reference run's calls and checks (classgrade.sandboxed.record)
 # The only files of the grader's that a kernel writes (in its private folder, which it cannot add to).
-KERNEL_WRITES = (KERNEL_LOG, BASELINE, LEDGER)
+KERNEL_WRITES = (KERNEL_LOG, BASELINE, RECORDS)
 KERNEL_OUTPUT = "kernel-output.txt"  # the launcher's, bwrap's and the kernel's stdout and stderr
 # What the grader keeps of a kernel's output (trusted side; see classgrade.trusted.bounded)
 KERNEL_OUTPUT_KEPT = 64 * 2**10      # the last bytes of KERNEL_OUTPUT, in Result.kernel_output
@@ -60,11 +60,10 @@ class LogKind(str, enum.Enum):
 
 
 class CheckKind(str, enum.Enum):
-    """The kinds of check that convlab.grading hands to the ledger."""
-    RESULT = "result"
-    EQUAL = "equal"
-    RAISES = "raises"
-    WATCHED = "watched"
+    """The checks of convlab.grading that the replay makes again outside (CheckRecord.kind)."""
+    RESULT = "result"   # check_result: a tensor's shape, dtype and values
+    EQUAL = "equal"     # check_equal: a tuple of ints
+    RAISES = "raises"   # check_raises: the error that the call raised
 
 
 def cell_hash(source):
@@ -257,3 +256,170 @@ class ZygoteReport(Record):
     """A line from the zygote's fork to the launcher: the kernel started, or its exit status."""
     started: bool = False
     status: int | None = None
+
+
+# --- the replay -------------------------------------------------------------------------
+# classgrade.sandboxed.record (in the kernel that grades the instructor's solution, only)
+# records every call of student code that a test makes through convlab.grading and every
+# check, linked to the call output it compared; classgrade.trusted.replay builds a plan from
+# them; classgrade.sandboxed.replay runs the plan on a submission in a fresh sandboxed process
+# that holds no test code and no expected value, and replies with the outputs; the grader
+# compares them with the expected values, outside.
+
+
+@dataclasses.dataclass
+class Link(Record):
+    """Which output of which call a check compared.
+
+    ``path`` starts at ``"result"``, ``"callee"`` (the object called), ``"arg"`` with an index or
+    ``"kwarg"`` with a name, then follows sequence indices, dict keys, ``"param:NAME"`` /
+    ``"buffer:NAME"`` of a module, and ``"grad"``. ``convert``: ``None`` for the value itself,
+    ``"ints"`` for a tuple of ints, a dtype name (``"float64"``) for ``torch.tensor(value, dtype)``.
+    """
+    call: int
+    path: list
+    convert: str | None = None
+
+
+@dataclasses.dataclass
+class Encoded(Record):
+    """A value as plain data: a real tensor (shape, dtype, float64 bytes in base64), ints, or what it was."""
+    kind: str                       # "tensor", "ints", "other", "error"
+    shape: list = dataclasses.field(default_factory=list)
+    dtype: str = ""
+    data: str = ""
+    ints: list = dataclasses.field(default_factory=list)
+    text: str = ""                  # "other": the type's name; "error": why it could not be read
+
+
+@dataclasses.dataclass
+class CallRecord(Record):
+    """One call of student code in the reference run (``blob``: opaque outside a sandbox)."""
+    cell: str                       # hash of the test cell that made it
+    number: int                     # its position among the notebook's calls
+    name: str                       # what was called, for messages
+    blob: str = ""                  # base64 of the pickled call: callee, arguments, substitutes, RNG
+    error: str = ""                 # why it could not be recorded (then it cannot be replayed)
+    record: str = "call"
+
+
+@dataclasses.dataclass
+class CheckRecord(Record):
+    """One check in the reference run: its kind, what it compared and the expected value."""
+    cell: str
+    kind: CheckKind
+    link: Link | None               # None: the value was no output of a call (cannot be replayed)
+    expected: Encoded | None = None  # RESULT and EQUAL
+    error: str = ""                 # RAISES: the exception's class name
+    atol: float = 0.0
+    rtol: float = 0.0
+    dtype: bool = True
+    record: str = "check"
+    _nested: ClassVar[dict] = dict(kind=CheckKind, link=Link.from_dict, expected=Encoded.from_dict)
+
+
+@dataclasses.dataclass
+class WatchRecord(Record):
+    """A call made under a watch of *how* it computes (no delegation): read in the source instead."""
+    cell: str
+    function: str                   # the notebook's name of what was called ("corr2d", "Conv2D.forward")
+    forbidden: list = dataclasses.field(default_factory=list)
+    substitute: list = dataclasses.field(default_factory=list)   # names replaced by trusted functions
+    record: str = "watch"
+
+
+_RECORDS = {"call": CallRecord, "check": CheckRecord, "watch": WatchRecord}
+
+
+def read_records(lines):
+    """``[CallRecord | CheckRecord | WatchRecord]`` from the recorder's JSON lines (bad lines skipped)."""
+    out = []
+    for line in lines:
+        try:
+            data = json.loads(line)
+            out.append(_RECORDS[data["record"]].from_dict(data))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+    return out
+
+
+@dataclasses.dataclass
+class ReferenceCell(Record):
+    """The instructor's run of one test cell: its calls, checks and watched calls, and whether a
+    replay of the instructor's own notebook confirmed it (``why`` not, if it did not)."""
+    grade_id: str
+    calls: list = dataclasses.field(default_factory=list)    # [CallRecord]
+    checks: list = dataclasses.field(default_factory=list)   # [CheckRecord]
+    watched: list = dataclasses.field(default_factory=list)  # [WatchRecord]
+    why: str = ""                   # why its scores are nbgrader's alone ("": the replay confirms them)
+    _nested: ClassVar[dict] = dict(calls=lambda v: [CallRecord.from_dict(c) for c in v],
+                                   checks=lambda v: [CheckRecord.from_dict(c) for c in v],
+                                   watched=lambda v: [WatchRecord.from_dict(c) for c in v])
+
+    def paths(self, number):
+        """The distinct links to call ``number``'s outputs that this cell's checks compare."""
+        found = []
+        for check in self.checks:
+            if check.link is not None and check.link.call == number and check.link not in found:
+                found.append(check.link)
+        return found
+
+
+@dataclasses.dataclass
+class ReplayCall(Record):
+    number: int
+    blob: str
+    paths: list                     # [Link] whose values to send back
+    _nested: ClassVar[dict] = dict(paths=lambda v: [Link.from_dict(p) for p in v])
+
+
+@dataclasses.dataclass
+class ReplayStep(Record):
+    """A code cell to run (``source``), one to skip (``skip`` says why), or a test cell's calls."""
+    source: str = ""
+    skip: str = ""
+    grade_id: str = ""              # a test cell: its calls are replayed instead of its code
+    calls: list = dataclasses.field(default_factory=list)   # [ReplayCall]
+    _nested: ClassVar[dict] = dict(calls=lambda v: [ReplayCall.from_dict(c) for c in v])
+
+
+@dataclasses.dataclass
+class ReplayPlan(Record):
+    steps: list                     # [ReplayStep], in notebook order
+    cell_timeout: float = 30.0
+    memory_bytes: int | None = None
+    _nested: ClassVar[dict] = dict(steps=lambda v: [ReplayStep.from_dict(s) for s in v])
+
+
+@dataclasses.dataclass
+class CallReply(Record):
+    """What a replayed call gave: the exception it raised, or the values at the plan's paths.
+
+    Written inside the sandbox, so read by :meth:`parse`, which trusts none of it."""
+    number: int
+    raised: list = dataclasses.field(default_factory=list)   # class names of the exception, most derived first
+    message: str = ""                                        # its first line
+    values: list = dataclasses.field(default_factory=list)   # [Encoded], in the order of the plan's paths
+
+    @classmethod
+    def parse(cls, line):
+        data = json.loads(line)
+        if not isinstance(data, dict) or type(data.get("number")) is not int:
+            raise ValueError("not a reply")
+        values = []
+        for value in data.get("values") or []:
+            if not isinstance(value, dict):
+                raise ValueError("not a value")
+            values.append(Encoded(kind=str(value.get("kind", "")), shape=_ints(value.get("shape")),
+                                  dtype=str(value.get("dtype", "")), data=str(value.get("data", "")),
+                                  ints=_ints(value.get("ints")), text=str(value.get("text", ""))[:200]))
+        return cls(number=data["number"], raised=[str(n) for n in data.get("raised") or []][:64],
+                   message=str(data.get("message", ""))[:300], values=values)
+
+
+def _ints(value):
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(type(v) is int for v in value):
+        raise ValueError("not a list of ints")
+    return value
