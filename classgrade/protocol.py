@@ -67,7 +67,7 @@ class CheckKind(str, enum.Enum):
 
 
 def cell_hash(source):
-    """Short stable hash of a cell's source: how the kernel log and the ledger name a cell."""
+    """Short stable hash of a cell's source: how the kernel log and the recorder name a cell."""
     return hashlib.sha1(source.strip().encode()).hexdigest()[:16]
 
 
@@ -157,7 +157,7 @@ class Job(Record):
     skip: dict = dataclasses.field(default_factory=dict)     # cell hash -> why it is not run
     attempt: int = 1
     blank: bool = False                 # grade the blank release instead
-    reference: dict | None = None       # the ledger's reference (classgrade.trusted.ledger)
+    reference: dict | None = None       # the replay's reference: notebook -> grade id -> ReferenceCell as a dict
     record_reference: bool = False      # this job grades the source: record its checks
 
     def again(self, **changes):
@@ -196,6 +196,7 @@ class KernelOptions(Record):
     memory_bytes: int | None = None     # RLIMIT_AS
     preimport: list = dataclasses.field(default_factory=list)   # imported before the fingerprints
     skip: dict = dataclasses.field(default_factory=dict)        # cell hash -> why it is not run
+    record: bool = False                # the instructor's source: record the calls and checks (RECORDS)
 
 
 @dataclasses.dataclass
@@ -240,13 +241,19 @@ class JailOptions(Record):
     _nested: ClassVar[dict] = dict(limits=lambda d: Limits.from_dict(d))
 
 
+# What the launcher can start in a sandbox (KernelRequest.entry): the grading kernel, or the replay
+ENTRIES = {"kernel": "classgrade.sandboxed.kernel", "replay": "classgrade.sandboxed.replay"}
+
+
 @dataclasses.dataclass
 class KernelRequest(Record):
-    """The launcher asks the zygote (or its own fork, cold) to start a kernel in a sandbox."""
+    """The launcher asks the zygote (or its own fork, cold) to start a kernel, or the replay
+    (``entry``, a key of :data:`ENTRIES`), in a sandbox."""
     sandbox_pid: int
     cwd: str
     env: dict
     argv: list
+    entry: str = "kernel"
     rlimits: dict = dataclasses.field(default_factory=dict)   # resource name -> limit
     cgroup: str | None = None
 

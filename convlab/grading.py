@@ -17,11 +17,11 @@ The grading policy (the instructors' chapter of the book states it in full):
   stderr as 0, and a progress bar or a library warning must not cost points.
 - A test of one part runs with the reference in place of the functions of the
   other parts it uses (``substitute``), so a mistake costs only its own part.
-- In a grading kernel of :mod:`classgrade`, every check also hands the
-  values it was given to the grader, which compares them with those of the
-  instructor's solution outside the kernel (:mod:`classgrade.trusted.ledger`).
-  So a check's ``expected`` must come from the test's own inputs, never from
-  the student's code.
+- A test calls the student's code only through these functions (:func:`call`,
+  :func:`check_against`, ...) and compares only through the checks
+  (:func:`check_result`, :func:`check_equal`, :func:`check_raises`), on what those
+  calls returned or changed: a class grader can then make the same calls again,
+  in a process that holds no test, and compare their values outside it.
 
 Examples
 --------
@@ -103,7 +103,6 @@ def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True):
     AssertionError: expected dtype float32, got float64 for X 2; keep the dtype of the input (e.g. torch.zeros(..., dtype=X.dtype))
     """
     __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
-    _record("result", got, expected, atol=atol, rtol=rtol, dtype=dtype)
     if not isinstance(got, torch.Tensor):
         _fail(f"expected a torch.Tensor, got {_type_name(got)} for {case}")
     if tuple(got.shape) != tuple(expected.shape):
@@ -146,7 +145,6 @@ def check_equal(got, expected, *, case):
         values = tuple(operator.index(v) for v in got)
     except TypeError:
         values = None
-    _record("equal", values, tuple(expected))
     if values is None or len(values) != len(expected):
         _fail(f"expected a tuple of {len(expected)} ints, got {got!r} for {case}")
     if values != tuple(expected):
@@ -271,12 +269,10 @@ def check_raises(fn, *args, error=ValueError, name=None, case=None, **kwargs):
         call(fn, *args, name=name, case=case, **kwargs)
     except AssertionError as failure:
         cause = failure.__cause__
-        _record("raises", error.__name__ if isinstance(cause, error) else type(cause).__name__, error.__name__)
         if isinstance(cause, error):
             return
         got = f"not {type(cause).__name__}: {cause}" if cause is not None else f"but: {failure}"
         _fail(f"{name} should raise {error.__name__} for {case}, {got}")
-    _record("raises", None, error.__name__)
     _fail(f"{name} should raise {error.__name__} for {case}; it returned a result")
 
 
@@ -305,8 +301,6 @@ def _run_watched(fn, args, kwargs, *, forbidden, substitute, name, case):
     __tracebackhide__ = True
     name = name or getattr(fn, "__name__", "your function")
     where = f" for {case}" if case else ""
-    if forbidden:  # the grader also reads the source of `name` for delegation (classgrade.trusted.audit)
-        _record("watched", None, None, function=name, forbidden=sorted(forbidden), substitute=sorted(substitute or ()))
     watch = _Watch(forbidden)
     with _Captured() as printed, _substituted(fn, substitute, watch), watch.active():
         try:
@@ -424,16 +418,6 @@ def random_cases(seed, n=8, *, padding=False, stride=False, max_size=9):
 # --- machinery -------------------------------------------------------------------------
 
 _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
-
-
-# Set by the grading kernel (classgrade.sandboxed.kernel): receives the values of every check,
-# which the grader compares with its own reference outside the kernel (classgrade.trusted.ledger).
-_ledger = None
-
-
-def _record(kind, got, expected, **options):
-    if _ledger is not None:
-        _ledger(kind, got, expected, options)
 
 
 def _fail(message, cause=None):

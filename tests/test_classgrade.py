@@ -688,7 +688,7 @@ kernel.session.__class__ = Quiet""",
 
 
 def test_tampering_with_the_checks_earns_only_what_the_values_earn(tmp_path):
-    """Each tampering makes wrong values pass in the kernel; the ledger (or the fingerprints) takes the
+    """Each tampering makes wrong values pass in the kernel; the replay (or the fingerprints) takes the
     points back, and correct submissions graded before and after keep all of theirs."""
     correct = nbformat.read(str(SUBMISSIONS / "cross_correlation" / "corr2d_torch_tensor_copy.ipynb"), as_version=4)
     submitted = tmp_path / "submitted"
@@ -715,17 +715,112 @@ def test_tampering_with_the_checks_earns_only_what_the_values_earn(tmp_path):
                        for f in flags), (name, gid, flags)
     # conv2d is right, but a tampering that runs at the top level of a cell reaches conv2d's checks too:
     # the grader's reading of the source withholds Part B for the instructor to grade by hand, where the
-    # ledger (or the fingerprints) did not already take it. The tensor subclass is used by corr2d alone.
+    # replay (or the fingerprints) did not already take it. The tensor subclass is used by corr2d alone.
     assert {name: sum(scores[name].values()) for name in TAMPERING} == \
         dict.fromkeys(TAMPERING, 0) | {"tensor_subclass_agrees": 2}
     for name in set(TAMPERING) - {"tensor_subclass_agrees"}:
         flags = result.results[name].flags
         assert all(any(f"'{gid}'" in f for f in flags) for gid in ("test_conv2d_visible", "test_conv2d_hidden")), flags
     assert any("grade this test by hand" in f for name in TAMPERING for f in result.results[name].flags)
-    ledger_only = [name for name in TAMPERING if any("does not confirm" in f for f in result.results[name].flags)
+    replay_only = [name for name in TAMPERING if any("does not confirm" in f for f in result.results[name].flags)
                    and not any("modified checking code" in f for f in result.results[name].flags)]
-    print("caught by the ledger alone:", ledger_only)
-    assert set(ledger_only) == set(TAMPERING) - {"module_replaced"}   # the fingerprints missed these
+    print("caught by the replay alone:", replay_only)
+    assert set(replay_only) == set(TAMPERING) - {"module_replaced"}   # the fingerprints missed these
+
+
+# Forged reports: all-zero answers, and code that makes every check pass in nbgrader's kernel (grading's
+# _fail made a no-op), run by each route that runs code as a notebook defines or loads things. The same
+# code runs in the replay's process too; the last routes forge the replay's own channel, or tell the replay
+# from the kernel and delegate there. The replay holds no expected value: every part earns nothing.
+FORGE = "from convlab import grading as _g\n_g._fail = lambda message, cause=None: None"
+
+
+def _indented(code, spaces):
+    return code.replace("\n", "\n" + " " * spaces)
+
+
+ALL_ZEROS = {"corr2d": ZEROS, "conv2d": "def conv2d(X, K):\n    return corr2d(X, K)"}
+FORGED_REPORTS = {
+    "helper_called_at_top_level": f"def _setup():\n    {_indented(FORGE, 4)}\n\n_setup()",
+    "decorator": f"def _registered(f):\n    {_indented(FORGE, 4)}\n    return f\n\n\n"
+                 "@_registered\ndef _unused(X):\n    return X",
+    "default_argument": f"def _forge():\n    {_indented(FORGE, 4)}\n    return 0\n\n\n"
+                        "def _unused(X, _n=_forge()):\n    return X",
+    "class_body": f"class _Settings:\n    {_indented(FORGE, 4)}",
+    "metaclass": "class _Meta(type):\n    def __new__(mcs, name, bases, namespace):\n        "
+                 f"{_indented(FORGE, 8)}\n        return super().__new__(mcs, name, bases, namespace)\n\n\n"
+                 "class _Thing(metaclass=_Meta):\n    pass",
+    "module_file_written_and_imported": f"with open('forge_helpers.py', 'w') as f:\n    f.write({FORGE!r})\n"
+                                        "import forge_helpers",
+    "thread": "import threading\nimport time\n\n\ndef _keep_forging():\n    while True:\n        "
+              f"{_indented(FORGE, 8)}\n        time.sleep(0.001)\n\n\n"
+              "threading.Thread(target=_keep_forging, daemon=True).start()\ntime.sleep(0.1)",
+    "ipython_hook": f"def _before(info):\n    {_indented(FORGE, 4)}\n\n\n"
+                    "get_ipython().events.register('pre_run_cell', _before)",
+    # the channels at a low level: in nbgrader's kernel, error replies rewritten as passes by the session; in
+    # the replay (no kernel there), forged replies on every descriptor, then the process ends
+    "report_channels_rewritten": """import json, os
+try:
+    _kernel = get_ipython().kernel
+    class _Quiet(type(_kernel.session)):
+        def send(self, stream, msg_or_type, content=None, *args, **kwargs):
+            if msg_or_type == "error":
+                return None
+            if isinstance(content, dict) and content.get("status") == "error":
+                content = dict(content, status="ok")
+            return super().send(stream, msg_or_type, content, *args, **kwargs)
+    _kernel.session.__class__ = _Quiet
+except AttributeError:
+    for fd in range(3, 64):
+        for number in range(200):
+            try:
+                os.write(fd, (json.dumps({"number": number, "values": [{"kind": "tensor", "shape": [2, 2],
+                              "dtype": "float32", "data": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}) + "\\n").encode())
+            except OSError:
+                break
+    os._exit(0)""",
+    # the replay told apart from nbgrader's kernel, the reference bound there: the values are right, by a
+    # delegation that the source reading finds, with the escape that told them apart
+    "replay_told_apart_then_delegating": f"""{FORGE}
+import convlab
+try:
+    get_ipython().kernel
+except AttributeError:
+    corr2d = convlab.corr2d
+    conv2d = convlab.conv2d""",
+}
+
+
+def test_forged_reports_earn_nothing(tmp_path):
+    """All-zero answers forge a pass of every test in nbgrader's kernel, by each route; none earns a point,
+    and correct submissions graded in the same run keep all of theirs."""
+    correct = nbformat.read(str(SUBMISSIONS / "cross_correlation" / "corr2d_torch_tensor_copy.ipynb"), as_version=4)
+    submitted = tmp_path / "submitted"
+    _hand_in(submitted, "cross_correlation", "aa_correct_before", correct)
+    _hand_in(submitted, "cross_correlation", "zz_correct_after", correct)
+    for name, source in FORGED_REPORTS.items():
+        nb = correct
+        for grade_id, zeros in ALL_ZEROS.items():
+            nb = _with_cell(nb, grade_id, zeros)
+        nb.cells.insert(corpus.find(nb, "corr2d") + 1, nbformat.v4.new_code_cell(source))
+        _hand_in(submitted, "cross_correlation", name, nb)
+    result = grade_class(ROOT, "cross_correlation", submitted, tmp_path / "out", workers=2, timeout=60,
+                         memory="3G", progress=False, feedback=False)
+    assert result.unconfirmed == []
+    scores = _cell_scores(result)
+    for name in ("aa_correct_before", "zz_correct_after"):
+        assert sum(scores[name].values()) == 6 and not result.results[name].flags, name
+    forged_in_the_kernel = {}
+    for name in FORGED_REPORTS:
+        flags = result.results[name].flags
+        assert sum(scores[name].values()) == 0, (name, flags)
+        forged_in_the_kernel[name] = sorted(gid for gid in scores[name] if any(
+            f"test '{gid}' passed in the kernel" in f or f"test '{gid}' ran with modified checking code" in f
+            for f in flags))
+    # every route did forge nbgrader's verdict (its tests passed in the kernel), and lost the points outside
+    # (the IPython hook also to the fingerprints, which see shell.events changed)
+    assert forged_in_the_kernel == dict.fromkeys(FORGED_REPORTS, sorted(scores["aa_correct_before"])), \
+        forged_in_the_kernel
 
 
 # Right values by a forbidden route, hidden from the in-kernel watch (TorchFunctionMode and profiler):

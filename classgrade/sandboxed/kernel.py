@@ -17,8 +17,9 @@ DIR -f CONNECTION_FILE`` is the ``argv`` of the kernelspec that
 3. installs a Python audit hook (it cannot be removed) that refuses writes
    outside the submission's folder and the private scratch folder, starting
    processes, and signalling other processes, and logs each refusal;
-4. hands the values of every check of :mod:`convlab.grading` to the grader's
-   ledger (:mod:`.ledger`), tagged with the running cell;
+4. in the kernel that grades the instructor's own source (never a student's), records
+   every call of student code that a test makes and every check, for the replay
+   (:mod:`.record`);
 5. logs the hash of each cell as it starts, so a cell that kills the kernel
    or hangs it past the wall-clock limit can be named, and skips the cells
    listed in its options (the worker lists them there before retrying).
@@ -34,11 +35,11 @@ import convlab
 import convlab.grading
 from ipykernel.kernelapp import IPKernelApp
 
-from classgrade.protocol import (BASELINE, KERNEL_LOG, KERNEL_OPTIONS, KERNEL_PREIMPORT, LEDGER, NOT_RUN,
+from classgrade.protocol import (BASELINE, KERNEL_LOG, KERNEL_OPTIONS, KERNEL_PREIMPORT, NOT_RUN, RECORDS,
                                  KernelOptions, LogKind, cell_hash, log_line)
 
 from .fingerprints import FINGERPRINT_SOURCE
-from .ledger import Writer
+from .record import Recorder
 
 PREIMPORT = KERNEL_PREIMPORT   # also imported at the top of this module: its own imports
 
@@ -135,19 +136,28 @@ def _start_app(argv):
     return app
 
 
+def _recorder(shell, private, options):
+    """The instructor's source only: a recorder of its calls and checks, for the replay."""
+    if not options.record:
+        return None
+    recorder = Recorder(os.open(os.path.join(private, RECORDS), os.O_WRONLY | os.O_APPEND | os.O_CREAT),
+                        shell.user_ns)
+    recorder.install()   # before the baseline: convlab.grading's functions as the fingerprints see them
+    return recorder
+
+
 def _watch_cells(shell, private, options, log_fd):
-    """Baseline at the first cell, each cell's start logged and tagged for the ledger,
+    """Baseline at the first cell, each cell's start logged (and given to the recorder),
     the cells of ``options.skip`` replaced by an error."""
     namespace = {"get_ipython": lambda: shell}
     exec(FINGERPRINT_SOURCE, namespace)
     state = {"baseline": False}
     baseline_fd = os.open(os.path.join(private, BASELINE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    # every check of convlab.grading hands its values to the grader's ledger, tagged by cell
-    writer = Writer(os.open(os.path.join(private, LEDGER), os.O_WRONLY | os.O_APPEND | os.O_CREAT))
-    convlab.grading._ledger = writer
+    recorder = _recorder(shell, private, options)
 
     def pre_run_cell(info):
-        writer.cell = cell_hash(info.raw_cell)
+        if recorder is not None:
+            recorder.start_cell(cell_hash(info.raw_cell))
         if not state["baseline"]:  # first cell: the kernel is up, no student code has run
             state["baseline"] = True
             os.write(baseline_fd, json.dumps(namespace["_classgrade_fingerprints"]()).encode())

@@ -5,6 +5,6 @@ kernels (:mod:`.zygote`) or the Dask client (:mod:`.cluster`), then runs the ste
 :mod:`.pipeline`: generate the assignment and collect the submissions (:mod:`.collect`),
 grade each in a grading process (:mod:`.runner` locally, :mod:`.cluster` on Dask) with
 nbgrader (:mod:`.worker`, :mod:`.notebooks`, :mod:`.kernels`, :mod:`.bounded`) and a kernel
-in a bubblewrap sandbox (:mod:`.jail`), confirm the verdicts (:mod:`.ledger`, :mod:`.audit`),
-merge into the gradebook (:mod:`.gradebook`) and write the report (:mod:`.report`).
+in a bubblewrap sandbox (:mod:`.jail`), confirm the verdicts outside it (:mod:`.verdict`: the
+replay, :mod:`.replay`, and the source, :mod:`.audit`), merge into the gradebook (:mod:`.gradebook`) and write the report (:mod:`.report`).
 """

@@ -110,6 +110,8 @@ import re
 import symtable
 import sys
 
+from IPython.core.inputtransformer2 import TransformerManager
+
 # Top-level modules a submission may import (below them, only ALLOWED_MODULES and ALLOWED_TREES).
 ALLOWED_IMPORTS = frozenset({
     "__future__", "torch", "numpy", "math", "cmath", "itertools", "functools", "collections", "typing",
@@ -523,7 +525,6 @@ def _locals(node):
 def _parse(source):
     """The cell's syntax tree as IPython runs it, with the code of ``%time``/``%timeit`` statements in
     their place (it runs in the notebook's namespace: a ``def`` there is a definition like any other)."""
-    from IPython.core.inputtransformer2 import TransformerManager
     try:
         tree = ast.parse(TransformerManager().transform_cell(source))
     except (SyntaxError, ValueError):

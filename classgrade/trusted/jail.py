@@ -51,7 +51,7 @@ import time
 import uuid
 from pathlib import Path
 
-from classgrade.protocol import KERNEL_WRITES, JailOptions, KernelRequest, Limits, ZygoteReport
+from classgrade.protocol import ENTRIES, KERNEL_WRITES, JailOptions, KernelRequest, Limits, ZygoteReport
 
 from .errors import SandboxUnavailable
 from .namespaces import enter_unprivileged
@@ -59,7 +59,7 @@ from .namespaces import enter_unprivileged
 # what a kernel runs of classgrade: visible (read-only) inside every sandbox; nothing else of it is
 PACKAGE = Path(__file__).resolve().parent.parent
 SANDBOX_VISIBLE = ("__init__.py", "protocol.py", "sandboxed")
-KERNEL_MODULE = "classgrade.sandboxed.kernel"
+KERNEL_MODULE = ENTRIES["kernel"]
 
 SANDBOX_UID = 65534
 BWRAP_ENV = "CLASSGRADE_BWRAP"      # path of bwrap, for machines that keep it elsewhere
@@ -142,7 +142,6 @@ def bwrap_argv(*, cwd, private, connection_file, jail, command, limits=None, opt
     """
     limits = limits or Limits()
     env = sandbox_env()
-    runtime = os.path.dirname(os.path.abspath(connection_file))
     args = [bwrap_path() or "bwrap",
             "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
@@ -158,17 +157,25 @@ def bwrap_argv(*, cwd, private, connection_file, jail, command, limits=None, opt
              "--dir", SCRATCH, "--dir", SCRATCH + "/home", "--dir", SCRATCH + "/mpl",
              "--dir", SCRATCH + "/ipython"]
     args += _mount_python()
-    # after /tmp: they may lie below it
-    args += ["--ro-bind", str(private), str(private)]
-    for name in KERNEL_WRITES:
-        args += ["--bind", str(Path(private) / name), str(Path(private) / name)]
-    args += ["--size", str(SOCKET_FOLDER_BYTES), "--tmpfs", runtime,
-             "--ro-bind", str(connection_file), str(connection_file),
-             "--ro-bind", str(cwd), INBOX,
+    args += _mount_kernel_files(private, connection_file)   # after /tmp: they may lie below it
+    args += ["--ro-bind", str(cwd), INBOX,
              "--size", str(limits.folder_bytes), "--tmpfs", str(cwd),
              "--remount-ro", "/",
              "--chdir", str(cwd), *options, "--"] + list(command)
     return args
+
+
+def _mount_kernel_files(private, connection_file):
+    """A kernel's private folder (its options, and the files it writes) and its sockets' folder;
+    none for the replay, which reads its plan on stdin and answers on stdout."""
+    if private is None:
+        return []
+    args = ["--ro-bind", str(private), str(private)]
+    for name in KERNEL_WRITES:
+        args += ["--bind", str(Path(private) / name), str(Path(private) / name)]
+    runtime = os.path.dirname(os.path.abspath(connection_file))
+    return args + ["--size", str(SOCKET_FOLDER_BYTES), "--tmpfs", runtime,
+                   "--ro-bind", str(connection_file), str(connection_file)]
 
 
 def link_sockets(connection_file, sandbox_pid):
@@ -260,13 +267,16 @@ def release(jail):
 
 
 def _arguments(argv):
-    """``(jail folder, private folder, connection file, the kernel's argv)`` of the launcher's ``argv``."""
+    """``(jail folder, private folder, connection file, the kernel's argv, entry)`` of the launcher's
+    ``argv``: ``--jail DIR --private DIR -f FILE`` for a kernel, ``--jail DIR --replay`` for the replay."""
     argv = list(argv)
     jail = argv[argv.index("--jail") + 1]
     del argv[argv.index("--jail"):argv.index("--jail") + 2]
+    if "--replay" in argv:
+        return jail, None, None, [], "replay"
     private = argv[argv.index("--private") + 1]
     connection_file = os.path.abspath(argv[argv.index("-f") + 1])
-    return jail, private, connection_file, argv
+    return jail, private, connection_file, argv, "kernel"
 
 
 def _set_limits(jail, limits):
@@ -284,15 +294,18 @@ def _set_limits(jail, limits):
 
 
 def launch(argv=None):
-    """Entry point of the kernelspec: set the limits, build the sandbox, start the kernel in it."""
-    jail, private, connection_file, kernel_argv = _arguments(sys.argv[1:] if argv is None else argv)
+    """Entry point of the kernelspec (and of the replay): set the limits, build the sandbox,
+    start the kernel (or the replay) in it."""
+    jail, private, connection_file, kernel_argv, entry = _arguments(sys.argv[1:] if argv is None else argv)
     options = JailOptions.from_json((Path(jail) / "jail.json").read_text())
-    runtime = os.path.dirname(connection_file)
-    if len(os.path.join(runtime, "kernel-" + "x" * 36 + "-ipc")) > IPC_PATH_MAX:
+    runtime = connection_file and os.path.dirname(connection_file)
+    if runtime and len(os.path.join(runtime, "kernel-" + "x" * 36 + "-ipc")) > IPC_PATH_MAX:
         sys.exit(f"classgrade: the socket folder {runtime} is too long a path for a Unix "
                  "socket; set TMPDIR to a short folder such as /tmp")
     rlimits, cgroup = _set_limits(jail, options.limits)
-    sys.exit(_launch(options, os.getcwd(), private, connection_file, jail, kernel_argv, rlimits, cgroup))
+    request = KernelRequest(sandbox_pid=0, cwd=os.getcwd(), env=sandbox_env(), argv=kernel_argv, entry=entry,
+                            rlimits=rlimits, cgroup=cgroup)
+    sys.exit(_launch(options, private, connection_file, jail, request))
 
 
 def _build(options, cwd, private, connection_file, jail):
@@ -314,7 +327,7 @@ def _build(options, cwd, private, connection_file, jail):
     return bwrap, sandbox_pid
 
 
-def _launch(options, cwd, private, connection_file, jail, kernel_argv, rlimits, cgroup):
+def _launch(options, private, connection_file, jail, request):
     """Build the sandbox with bwrap, holding it open with a sleeping process, and start the
     kernel in it; return the kernel's exit status.
 
@@ -325,14 +338,14 @@ def _launch(options, cwd, private, connection_file, jail, kernel_argv, rlimits, 
     kernel manager kills. The launcher's stdout and stderr, which bwrap and the kernel
     inherit, are the submission's output file (:class:`classgrade.trusted.kernels.KernelManager`).
     """
-    bwrap, sandbox_pid = _build(options, cwd, private, connection_file, jail)
+    bwrap, sandbox_pid = _build(options, request.cwd, private, connection_file, jail)
     try:
         if sandbox_pid is None:
             print("classgrade: the sandbox did not start", file=sys.stderr)
             return 1
-        link_sockets(connection_file, sandbox_pid)
-        request = KernelRequest(sandbox_pid=sandbox_pid, cwd=cwd, env=sandbox_env(), argv=kernel_argv,
-                                rlimits=rlimits, cgroup=cgroup)
+        if connection_file:
+            link_sockets(connection_file, sandbox_pid)
+        request.sandbox_pid = sandbox_pid
         return _warm(options.zygote, request) if options.zygote else _cold(request)
     finally:
         bwrap.kill()
@@ -364,7 +377,7 @@ def _cold(request):
             os.chdir(request.cwd)
             kernel = os.fork()   # the first process in the sandbox's PID namespace
             if kernel == 0:
-                command = [sys.executable, "-m", KERNEL_MODULE] + request.argv
+                command = [sys.executable, "-m", ENTRIES[request.entry]] + request.argv
                 os.execve(command[0], command, request.env)
             code = os.waitstatus_to_exitcode(os.waitpid(kernel, 0)[1])
         except BaseException as exc:  # noqa: BLE001 - reported, as the zygote does

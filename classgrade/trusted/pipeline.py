@@ -6,7 +6,7 @@ Runs as the grader:
    the real gradebook, sqlite or PostgreSQL, if it is not there yet);
 2. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS
    download run through ``nbgrader zip_collect``; :mod:`.collect`);
-3. grade the assignment's source first, for the ledger's reference, then each
+3. grade the assignment's source first, for the replay's reference, then each
    submission in a grading process with its own course folder and gradebook
    (:mod:`.worker`), on this machine (:mod:`.runner`) or on Dask (:mod:`.cluster`);
 4. merge each result into the real gradebook from this process only, so one
@@ -24,7 +24,7 @@ import nbformat
 from nbgrader.api import Gradebook
 from tqdm import tqdm   # the console bar: tqdm.auto picks a widget once ipykernel is imported
 
-from classgrade.protocol import Job, Status
+from classgrade.protocol import Job, ReferenceCell, Status
 
 from . import gradebook, jail, report, warmup
 from . import worker  # noqa: F401 - imported once, before the grading processes are forked
@@ -97,7 +97,7 @@ class ClassRun:
         return Runner(self.settings.workers, self.settings.wall).run
 
     def reference(self, dispatch, jobs):
-        """The ledger's reference, from grading the instructor's source first in the same way:
+        """The replay's reference, from grading the instructor's source first in the same way:
         each job gets it; the tests it cannot confirm are listed in the result and said."""
         job = self.common.again(student=REFERENCE_STUDENT, submission_dir=str(self.source_dir),
                                 work=str(self.tmp / "work" / "reference"), record_reference=True, feedback=False)
@@ -150,22 +150,27 @@ class ClassRun:
 
 
 def _reference_of(res):
-    """``(reference, unconfirmed)``: notebook -> grade id -> the source's checks, for the test
-    cells the source passes; one line for each it does not (they keep nbgrader's scores)."""
+    """``(reference, unconfirmed)``: notebook -> grade id -> the instructor's run of that test cell
+    (:class:`~classgrade.protocol.ReferenceCell`, as a dict), for the replay; one line for each
+    test it cannot confirm (those keep nbgrader's scores)."""
     if res is None or res.status != Status.OK:
         why = "no result" if res is None else (res.error or res.status.value)
         why = why.strip().splitlines()[-1][:200]
         return {}, [f"grading the assignment's source failed ({why}): every score is nbgrader's alone, "
-                    "unconfirmed by the ledger"]
+                    "unconfirmed by a replay"]
     reference, unconfirmed = {}, []
     for name, nb in res.notebooks.items():
-        passed = (res.reference or {}).get(name, {})
-        for gid, cell in nb.cells.items():
-            if gid in passed and cell.auto_score == cell.max_score:
-                reference.setdefault(name, {})[gid] = passed[gid]
-            elif cell.cell_type == "code" and cell.max_score and not cell.needs_manual_grade:
-                unconfirmed.append(f"{name}: the source fails its own test '{gid}': its scores are "
-                                   "nbgrader's alone, unconfirmed by the ledger")
+        cells = {gid: ReferenceCell.from_dict(data) for gid, data in (res.reference or {}).get(name, {}).items()}
+        for gid, grade in nb.cells.items():
+            if grade.cell_type != "code" or not grade.max_score or grade.needs_manual_grade:
+                continue
+            ref = cells.setdefault(gid, ReferenceCell(gid, why="the instructor's run recorded nothing of it"))
+            if grade.auto_score != grade.max_score:
+                ref.why = "the source fails its own test"
+            if ref.why:
+                unconfirmed.append(f"{name}: test '{gid}': {ref.why}: its scores are nbgrader's alone, "
+                                   "unconfirmed by a replay")
+        reference[name] = {gid: ref.to_dict() for gid, ref in cells.items()}
     return reference, unconfirmed
 
 

@@ -18,13 +18,13 @@ from matplotlib.ticker import MaxNLocator
 
 @dataclass
 class ClassResult:
-    """A graded class: each submission's result, where it went, and what the ledger could not confirm."""
+    """A graded class: each submission's result, where it went, and what the replay cannot confirm."""
     out: Path
     db_url: str
     results: dict = field(default_factory=dict)     # student -> classgrade.protocol.Result
     wall_seconds: float = 0.0
     sandbox: str = "bwrap"                          # or "none (--no-sandbox)"
-    unconfirmed: list = field(default_factory=list)  # tests the ledger cannot confirm, and why
+    unconfirmed: list = field(default_factory=list)  # tests the replay cannot confirm, and why
 
     @property
     def needs_attention(self):

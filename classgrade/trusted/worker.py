@@ -6,9 +6,9 @@ after :func:`classgrade.trusted.notebooks.sanitize`, the kernel's options, and a
 that starts the sandbox's launcher (:mod:`.jail`) around :mod:`classgrade.sandboxed.kernel`.
 nbgrader's own ``Autograde`` does the grading (so grades are nbgrader's; the outputs it
 holds are bounded, :mod:`.bounded`), then :func:`classgrade.trusted.notebooks.apply_integrity`
-removes the points of tests that ran under a monkeypatch, :func:`apply_ledger` those whose
-checks' values the grader does not confirm (:mod:`.ledger`) or whose function's source it
-does not (:mod:`.audit`), and ``generate_feedback`` writes the feedback. What the sandbox
+removes the points of tests that ran under a monkeypatch, :mod:`.verdict` those that a replay
+of the submission's own functions does not confirm or whose function's source does not
+(:mod:`.audit`), and ``generate_feedback`` writes the feedback. What the sandbox
 wrote to its stdout and stderr is in the result, bounded (:func:`kernel_output`). Nothing
 here writes to the real gradebook: the parent merges. :func:`grade_one` takes a
 :class:`~classgrade.protocol.Job` and returns a :class:`~classgrade.protocol.Result`.
@@ -32,14 +32,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from traitlets.config import Config
 
-from classgrade.protocol import (BASELINE, KERNEL_LOG, KERNEL_OPTIONS, KERNEL_OUTPUT, KERNEL_OUTPUT_KEPT, LEDGER, CellGrade,
-                                 CheckKind, KernelOptions, NotebookGrades, Result, Status, cell_hash,
-                                 KERNEL_PREIMPORT, read_kernel_log)
+from classgrade.protocol import (BASELINE, KERNEL_LOG, KERNEL_OPTIONS, KERNEL_OUTPUT, KERNEL_OUTPUT_KEPT, KERNEL_PREIMPORT,
+                                 CellGrade, KernelOptions, NotebookGrades, Result, Status, read_kernel_log)
 
-from . import audit, jail, ledger
+from . import jail, verdict
 from .bounded import autograde_preprocessors
 from .kernels import KernelManager
-from .notebooks import apply_integrity, sanitize, scan_outputs, test_cells
+from .notebooks import apply_integrity, sanitize, scan_outputs
 
 # nbgrader's gradebook code warns about its own autoflush for every new submission
 warnings.filterwarnings("ignore", message=r"Object of type <Submitted", module=r"nbgrader\.api")
@@ -93,69 +92,6 @@ class FeedbackWithoutHiddenTests(ClearHiddenTests):
                 if out.get("output_type") == "error":
                     out["traceback"] = [f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"]
         return cell, resources
-
-
-def apply_ledger(nb_path, gradebook, assignment, student, reference, records, flags):
-    """Zero the tests whose checks the grader does not confirm: by the ledger (see :mod:`.ledger`),
-    and for tests that watch *how* a function computes, by reading its source (:mod:`.audit`).
-
-    ``reference``: grade id -> the reference's checks of that test cell (cells the
-    reference did not pass are absent and keep nbgrader's score); ``records``: the
-    kernel's checks by cell hash. Returns the grade ids whose points were removed.
-    """
-    nb = nbformat.read(str(nb_path), as_version=4)
-    zeroed = []
-    with Gradebook(gradebook) as gb:
-        for gid, cell in test_cells(nb):
-            if gid not in reference:
-                continue
-            grade = gb.find_grade(gid, nb_path.stem, assignment, student)
-            if not grade.auto_score:
-                continue
-            why = ledger.agree(reference[gid], records.get(cell_hash(cell.source), []))
-            if why is not None:
-                flag = (f"test '{gid}' passed in the kernel, but the grader's own comparison with the "
-                        f"solution's values does not confirm it ({why})")
-            else:
-                why = _audit_verdict(nb, [r["options"] for r in reference[gid] if r.get("kind") == CheckKind.WATCHED.value])
-                if why is None:
-                    continue
-                flag = f"test '{gid}' passed in the kernel, but {why}"
-            flags.append(f"{nb_path.name}: {flag}: its {grade.auto_score:g} points removed")
-            grade.auto_score = 0.0
-            zeroed.append(gid)
-            cell.outputs.append(nbformat.v4.new_output(
-                "error", ename="NotConfirmed", evalue=f"{flag}; no points",
-                traceback=[f"NotConfirmed: {flag}; no points"]))
-        gb.db.commit()
-    if zeroed:
-        nbformat.write(nb, str(nb_path))
-    return zeroed
-
-
-def _audit_verdict(nb, watched):
-    """Why the source does not confirm the watched checks of one test cell, or ``None``."""
-    for options in watched:
-        function, substitute = options["function"], options.get("substitute", ())
-        found = audit.delegations(nb, function, forbidden=options.get("forbidden", ()), substitute=substitute)
-        if found:
-            return (f"the grader finds in the source that {function} uses what this part forbids "
-                    f"({'; '.join(found[:3])})")
-        found = audit.escapes(nb, function, substitute=substitute)
-        if found:
-            return (f"the grader cannot confirm from the source how {function} computes its result, because "
-                    f"the notebook reaches around the checks ({'; '.join(found[:3])}); grade this test by hand")
-    return None
-
-
-def reference_checks(nb_path, records):
-    """grade id -> reference checks, for each test cell of the graded source that earned all its points."""
-    nb = nbformat.read(str(nb_path), as_version=4)
-    passed = {}
-    for gid, cell in test_cells(nb):
-        if not any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
-            passed[gid] = ledger.reference_of(records.get(cell_hash(cell.source), []))
-    return passed
 
 
 def read_grades(gradebook, assignment, student):
@@ -223,6 +159,7 @@ def prepare(job):
 def _write_kernel(job, paths):
     """The kernel's options, and the kernelspec that starts it (in the sandbox, or not)."""
     options = KernelOptions(memory_bytes=job.memory_bytes, skip=dict(job.skip), preimport=KERNEL_PREIMPORT,
+                            record=job.record_reference,
                             scratch=jail.SCRATCH if job.sandbox else str(paths.scratch))
     (paths.private / KERNEL_OPTIONS).write_text(options.to_json())
     kernel = ["-m", jail.KERNEL_MODULE, "--private", str(paths.private), "-f", "{connection_file}"]
@@ -306,20 +243,20 @@ def _failure(result):
 
 
 def _confirm(job, paths, out):
-    """The verdicts outside the kernel: integrity, ledger, source, and the outputs' flags."""
+    """The verdicts outside the kernel (:mod:`.verdict`): integrity, the replay, the source, and
+    the outputs' flags; for the instructor's source, the reference instead."""
     graded_dir = paths.course / "autograded" / job.student / job.assignment
-    records = ledger.read(paths.private / LEDGER)
+    if job.record_reference:
+        out.reference = verdict.record_reference(job, paths, graded_dir)
     for name in job.release:
         nb_path = graded_dir / name
         if not nb_path.exists():
             continue
         apply_integrity(nb_path, paths.db, job.assignment, job.student, out.flags)
         if job.reference is not None:
-            apply_ledger(nb_path, paths.db, job.assignment, job.student,
-                         job.reference.get(nb_path.stem, {}), records, out.flags)
-        if job.record_reference:   # by notebook, as the gradebook names them
-            out.reference = out.reference or {}
-            out.reference[nb_path.stem] = reference_checks(nb_path, records)
+            reference = verdict.reference_of(job, name)
+            replies = verdict.replay_notebook(job, paths, name, reference)
+            verdict.apply_verdicts(nb_path, paths.db, job.assignment, job.student, reference, replies, out.flags)
         scan_outputs(nb_path, job.timeout, out.flags)
     out.autograded = str(graded_dir)
 

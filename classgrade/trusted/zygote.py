@@ -35,8 +35,8 @@ import traceback
 
 import numpy
 
-from classgrade.protocol import KernelRequest, ZygoteReport
-from classgrade.sandboxed import kernel
+from classgrade.protocol import ENTRIES, KernelRequest, ZygoteReport
+from classgrade.sandboxed import kernel, replay
 
 from .namespaces import assert_unprivileged, enter_unprivileged
 
@@ -44,7 +44,6 @@ from .namespaces import assert_unprivileged, enter_unprivileged
 # numpy, convlab and ipykernel) and those of the kernel's start (they need no sandbox;
 # ipykernel.debugger: the kernel imports it, and debugpy, as it starts; no thread)
 PREIMPORT = ["ipykernel.debugger"]
-KERNEL_MODULE = "classgrade.sandboxed.kernel"
 
 
 def _kernel(request):
@@ -54,8 +53,11 @@ def _kernel(request):
         assert_unprivileged()
         random.seed()            # a fork would share the zygote's state
         numpy.random.seed()
-        sys.argv = [sys.executable, "-m", KERNEL_MODULE] + request.argv
-        kernel.main(request.argv)
+        sys.argv = [sys.executable, "-m", ENTRIES[request.entry]] + request.argv
+        if request.entry == "replay":
+            replay.main()
+        else:
+            kernel.main(request.argv)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
