@@ -55,26 +55,31 @@ def source_notebook():
     nb = new_notebook(metadata=dict(kernelspec=dict(name="python3", display_name="Python 3",
                                                     language="python")))
     nb.cells = [
-        new_markdown_cell("# Tiny assignment (fixture for convlab.classgrade)"),
+        new_markdown_cell("# Tiny assignment (fixture for classgrade)"),
         code("import torch"),
         new_markdown_cell("## Part A: `corr2d` (3 points)"),
         solution_cell(CORRECT, "corr2d"),
+        # the tests call the student's code and compare only through convlab.grading, so that the
+        # class grader can replay them (classgrade.trusted.replay)
         code('"""corr2d gives the lecture example."""\n'
+             "from convlab import grading\n"
              "X = torch.arange(9.0).reshape(3, 3)\nK = torch.arange(4.0).reshape(2, 2)\n"
-             "assert torch.allclose(corr2d(X, K), torch.tensor([[19.0, 25.0], [37.0, 43.0]]))",
+             "grading.check_result(grading.call(corr2d, X, K, case='X 3x3, K 2x2'),\n"
+             "                     torch.tensor([[19.0, 25.0], [37.0, 43.0]]), case='the lecture example')",
              "test_corr2d_visible", points=1),
         code('"""corr2d agrees with convlab.corr2d on seeded non-square inputs."""\n'
-             "import convlab\n### BEGIN HIDDEN TESTS\n"
+             "import convlab\nfrom convlab import grading\n### BEGIN HIDDEN TESTS\n"
              "g = torch.Generator().manual_seed(0)\n"
-             "for hw, khw in [((5, 7), (2, 3)), ((6, 4), (3, 1))]:\n"
-             "    X = torch.rand(hw, generator=g, dtype=torch.float64)\n"
-             "    K = torch.rand(khw, generator=g, dtype=torch.float64)\n"
-             "    assert torch.allclose(corr2d(X, K), convlab.corr2d(X, K)), (hw, khw)\n"
+             "cases = [dict(X=torch.rand(hw, generator=g, dtype=torch.float64),\n"
+             "              K=torch.rand(khw, generator=g, dtype=torch.float64))\n"
+             "         for hw, khw in [((5, 7), (2, 3)), ((6, 4), (3, 1))]]\n"
+             "grading.check_against(corr2d, convlab.corr2d, cases, forbidden=())\n"
              "### END HIDDEN TESTS", "test_corr2d_hidden", points=2),
         new_markdown_cell("## Part B: `double` (1 point)"),
         solution_cell(DOUBLE, "double"),
         code('"""double doubles."""\n'
-             "assert torch.allclose(double(torch.ones(3)), torch.full((3,), 2.0))",
+             "from convlab import grading\n"
+             "grading.check_result(grading.call(double, torch.ones(3)), torch.full((3,), 2.0), case='ones(3)')",
              "test_double", points=1),
     ]
     return nb

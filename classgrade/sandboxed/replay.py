@@ -53,7 +53,8 @@ class Replayer:
         for step in plan.steps:
             if step.grade_id:
                 for call in step.calls:
-                    self.call(call)
+                    if self.call(call) == "timeout":
+                        break   # this test fails anyway: its other calls would take as long
             elif not step.skip:
                 self.cell(step.source)
 
@@ -75,10 +76,12 @@ class Replayer:
         except BaseException as error:  # noqa: BLE001 - the student's error is the reply
             reply.raised = [kind.__name__ for kind in type(error).__mro__]
             reply.message = (f"{type(error).__name__}: {error}".splitlines() or [""])[0][:300]
-            return self._send(reply)
+            self._send(reply)
+            return "timeout" if isinstance(error, CallTimeout) else "raised"
         self.results[call.number] = result
         reply.values = [self._output(link, result, what) for link in call.paths]
-        return self._send(reply)
+        self._send(reply)
+        return "returned"
 
     @staticmethod
     def _output(link, result, what):
