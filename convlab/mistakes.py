@@ -88,9 +88,7 @@ def _pool_without_plus_one(X, pool_size, *, mode="max", padding=0, stride=None):
 
 
 def _pool_without_padding(X, pool_size, *, mode="max", padding=0, stride=None):
-    """Pooling that ignores ``padding``."""
-    if padding in (0, (0, 0)):
-        raise ValueError("a mistake of padding")
+    """Pooling that ignores ``padding`` (on a case without padding, the right result)."""
     return convlab.pool2d(X, pool_size, mode=mode, stride=stride)
 
 
@@ -162,8 +160,8 @@ OUTPUT_SHAPE = [
     (_per_axis(lambda i, k, p, s: (i + p - k) // s + 1), "padding is per side: an axis of size i grows to i + 2p"),
     (_per_axis(lambda i, k, p, s: round((i + 2 * p - k) / s) + 1), "floor the division (//), do not round it"),
     (_per_axis(lambda i, k, p, s: (i + 2 * p - k) // s), "add 1: the first window counts too"),
-    (lambda input_hw, kernel_hw, padding=0, stride=1: convlab.output_shape(input_hw, kernel_hw,
-                                                                          _pair(padding)[::-1], stride),
+    (lambda input_hw, kernel_hw, padding=0, stride=1: convlab.output_shape(
+        input_hw, kernel_hw, padding=_pair(padding)[::-1], stride=stride),
      "ph and pw are swapped: ph pads the height (the first axis), pw the width"),
 ]
 
