@@ -162,9 +162,22 @@ def wheel_name(srcdir, package):
 
 
 def build_wheel(project, dest):
-    """Build the wheel of the Python project in ``project`` into ``dest`` (pip, no dependencies, offline)."""
+    """Build the wheel of the Python project in ``project`` into ``dest`` (pip, no dependencies, offline).
+
+    setuptools leaves ``build/`` and ``*.egg-info`` in the project: those it created are removed.
+    """
+    import glob
+    import shutil
+
+    def leftovers():
+        return {p for p in [os.path.join(project, "build"), *glob.glob(os.path.join(project, "*.egg-info"))]
+                if os.path.exists(p)}
+
+    before = leftovers()
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                            "-w", str(dest), str(project)], capture_output=True, text=True)
+    for path in leftovers() - before:
+        shutil.rmtree(path, ignore_errors=True)
     if done.returncode:
         raise RuntimeError(f"pip wheel {project} failed:\n{done.stdout}{done.stderr}")
 
