@@ -122,3 +122,24 @@ def test_each_test_cell_stands_alone_and_prints_one_line_when_it_passes(assignme
         assert len(out.getvalue().splitlines()) == 1, (meta["grade_id"], out.getvalue())
         first = source.splitlines()[0].lower()
         assert ("hidden" in first) == ("### BEGIN HIDDEN TESTS" in source), (meta["grade_id"], first)
+
+
+def test_the_summary_cell_in_a_jupyter_kernel(tmp_path, monkeypatch):
+    """The release's own last cell, run by a kernel on a half-done notebook (corr2d written, conv2d not)."""
+    import nbclient
+    import nbformat
+
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    notebook = nbformat.read(ROOT / "exercises" / "cross_correlation" / "cross_correlation.ipynb", as_version=4)
+    solution = {m.get("grade_id"): s for m, s, _ in cells("solutions", "cross_correlation")}
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "corr2d":
+            cell.source = solution["corr2d"]
+    nbformat.write(notebook, tmp_path / "cross_correlation.ipynb")
+    nbclient.NotebookClient(notebook, timeout=300, allow_errors=True, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = "".join(out.get("text", "") for out in notebook.cells[-1].outputs if out.output_type == "stream")
+    lines = printed.splitlines()
+    assert lines[0].startswith("cross_correlation.ipynb: 2 of 4 tests pass, 4 of 6 points"), printed
+    assert [line.split()[0] for line in lines[1:6]] == ["passed", "passed", "failed", "failed", "graded"], printed
+    assert "The messages in full:" in lines
