@@ -47,6 +47,7 @@ def script(notebook):
 
 
 def test_the_version_is_the_same_everywhere():
+    assert any(line.startswith("torch==") for line in (ROOT / "requirements.txt").read_text().splitlines())
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert convlab.__version__ == version and WHEEL == f"convlab-{version}-py3-none-any.whl"
     major_minor = ".".join(version.split(".")[:2])
@@ -69,7 +70,10 @@ def fresh(tmp_path_factory):
         first = next(c for c in release_cells(assignment) if c["cell_type"] == "code")
         before[assignment] = subprocess.run([str(python), "-c", "".join(first["source"])], cwd=root,
                                             capture_output=True, text=True, timeout=120)
-    installed = subprocess.run([str(python), "-m", "pip", "install", "-q", WHEEL], cwd=root,
+    # What the box says, with torch held to the course's pinned build (never an unpinned torch in a test).
+    pins = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("torch==")]
+    (root / "pins.txt").write_text("\n".join(pins) + "\n")
+    installed = subprocess.run([str(python), "-m", "pip", "install", "-q", WHEEL, "-c", "pins.txt"], cwd=root,
                                capture_output=True, text=True, timeout=1800)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     return root, python, before
