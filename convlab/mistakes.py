@@ -195,18 +195,6 @@ CORR2D_MULTI_IN_OUT_1X1 = [
      "K.reshape(C_in, C_out).T mixes up the weights: reshape K to (C_out, C_in)"),
 ]
 
-#: pool2d: zeros that win the maximum, a mean over the real positions only, stride=None read as 1.
-POOL2D = [
-    (_max_padded_with_zeros, "the padding won the maximum: pad with float('-inf'), not with zeros"),
-    (_avg_without_padding, "the mean is over the whole window, kh * kw values, padded zeros included "
-                           "(count_include_pad=True): do not divide by the number of real positions"),
-    (_stride_one, "stride=None means the window size (windows that do not overlap), not 1"),
-    (_pool_without_plus_one, "the output is one row and one column short: it has (H + 2 ph - kh) // sh + 1 rows "
-                             "(add 1: the first window counts too)"),
-    (_pool_without_padding, "the padding is missing: add ph positions above and below and pw left and right "
-                            "(-inf for max pooling, zeros for the mean) before sliding the window"),
-]
-
 #: sgd (with grading.explained, called with the values, gradients, lr and weight_decay): the weight decay
 #: missing, with the wrong sign, or halved.
 SGD = [
@@ -228,4 +216,16 @@ TRAIN = [
      "losses[k] must be the loss before step k: record loss.item() of the loss you back-propagated"),
     (lambda X, Y, kernel_size, **options: _fit(X, Y, kernel_size, decay=False, **options),
      "the weight decay is dropped: pass weight_decay to sgd (or torch.optim.SGD) at every step"),
+]
+
+#: pool2d: zeros that win the maximum, a mean over the real positions only, stride=None read as 1.
+POOL2D = [
+    (_max_padded_with_zeros, "the padding won the maximum: pad with float('-inf'), not with zeros"),
+    (_avg_without_padding, "the mean is over the whole window, kh * kw values, padded zeros included "
+                           "(count_include_pad=True): do not divide by the number of real positions"),
+    (_stride_one, "stride=None means the window size (windows that do not overlap), not 1"),
+    (_pool_without_plus_one, "the output is one row and one column short: it has (H + 2 ph - kh) // sh + 1 rows "
+                             "(add 1: the first window counts too)"),
+    (_pool_without_padding, "the padding is missing: add ph positions above and below and pw left and right "
+                            "(-inf for max pooling, zeros for the mean) before sliding the window"),
 ]
