@@ -129,7 +129,7 @@ def _fit(X, Y, kernel_size, *, lr, num_epochs, weight_decay=0.0, seed=0, zero_gr
 #: corr2d: the kernel flipped (a true convolution).
 CORR2D = [(convlab.conv2d, "that is a true convolution: corr2d slides K as it is, without flipping it")]
 
-#: conv2d: no flip, or a flip along one axis only.
+#: conv2d: no flip, a flip along one axis only, or a transpose instead of the flip.
 CONV2D = [
     (convlab.corr2d, "K is not flipped: flip it along both axes first, torch.flip(K, (0, 1))"),
     (lambda X, K: convlab.corr2d(X, K.flip(0)), "K is flipped upside down only: flip it along both axes"),
@@ -152,7 +152,7 @@ CORR2D_PADDING_STRIDE = [
      "X is not padded: slide the windows over pad2d(X, padding)"),
 ]
 
-#: output_shape: the lecture's formula, total padding, rounding, the missing + 1.
+#: output_shape: the lecture's formula, total padding, rounding, the missing + 1, ph and pw swapped.
 OUTPUT_SHAPE = [
     (_per_axis(lambda i, k, p, s: round((i - k + p + s) / s)),
      "this is the lecture's formula: p is the padding of each side (the axis grows by 2p) "
@@ -218,7 +218,8 @@ TRAIN = [
      "the weight decay is dropped: pass weight_decay to sgd (or torch.optim.SGD) at every step"),
 ]
 
-#: pool2d: zeros that win the maximum, a mean over the real positions only, stride=None read as 1.
+#: pool2d: zeros that win the maximum, a mean over the real positions only, stride=None read as 1,
+#: the missing + 1, the padding ignored.
 POOL2D = [
     (_max_padded_with_zeros, "the padding won the maximum: pad with float('-inf'), not with zeros"),
     (_avg_without_padding, "the mean is over the whole window, kh * kw values, padded zeros included "
