@@ -19,8 +19,12 @@ $(STAMP): requirements.txt pyproject.toml classgrade/pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . -e ./classgrade
 	touch $@
 
+# The repository the course is published from, for the launch buttons when _config.yml's
+# repository.url is empty: origin's URL if it is a public https URL (no user or token in it).
+COURSE_REPOSITORY ?= $(shell git remote get-url origin 2>/dev/null | grep -E '^https://[^@/]+/[^@]+$$')
+
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --path-output . -W -n --keep-going
+	COURSE_REPOSITORY='$(COURSE_REPOSITORY)' $(BIN)/jupyter-book build . --path-output . -W -n --keep-going
 
 test: $(STAMP) system
 	$(BIN)/python -m pytest

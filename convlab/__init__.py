@@ -6,6 +6,8 @@ convolutions take ``(C_in, C_out, kh, kw)`` kernels, as in PyTorch. Padding is
 the number of zeros on each side.
 """
 
+__version__ = "0.1.0"  # = pyproject.toml's version; the graded notebooks check it (tests/test_download.py)
+
 from . import animate, kernels
 from .channels import corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1
 from .correlate import conv2d, corr2d, corr2d_loop

@@ -58,8 +58,12 @@ __all__ = [
     "check_result",
     "count_torch_calls",
     "describe",
+    "explained",
+    "layer_gradients",
     "random_cases",
     "random_tensor",
+    "run_tests",
+    "summary",
 ]
 
 # Torch functions that compute a correlation for the student, by the name torch reports.
@@ -90,12 +94,14 @@ def describe(**inputs):
     return ", ".join(parts)
 
 
-def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True):
+def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True, given=None):
     """Assert that ``got`` is a tensor with the shape, dtype and values of ``expected``.
 
     Values are compared in float64 with the tolerances ``atol`` and ``rtol``. With
     ``dtype=False`` any real dtype is accepted (for values the student did not compute
-    a tensor for, such as a list of losses).
+    a tensor for, such as a list of losses). ``given``, the inputs of the call that
+    computed ``got`` (by default those of the last :func:`call` if it returned ``got``),
+    chooses the hint for an integer result: keep the input's dtype, or write floats.
 
     >>> check_result(torch.zeros(2, dtype=torch.float64), torch.zeros(2), case="X 2")
     Traceback (most recent call last):
@@ -114,7 +120,7 @@ def check_result(got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True):
         _fail(f"expected a real-valued tensor, got dtype {got.dtype} for {case}")
     if dtype and got.dtype != expected.dtype:
         if expected.is_floating_point() and not got.is_floating_point():
-            hint = "write the numbers as floats (1.0, not 1) or pass dtype= to torch.tensor"
+            hint = _integer_hint(got, given)
         else:
             hint = "keep the dtype of the input (e.g. torch.zeros(..., dtype=X.dtype))"
         _fail(f"expected dtype {_dtype_name(expected.dtype)}, got {_dtype_name(got.dtype)} for {case}; {hint}")
@@ -174,9 +180,10 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
     mistakes : sequence of (callable, str)
         Common mistakes, each as a function that computes what the mistaken code
         returns (called like ``reference_fn``) and the hint to add to the message
-        when the student's wrong result equals it. One hint at most: where several
-        mistakes give the failing result, the first that gives the student's
-        results on every case.
+        when the student's wrong result equals it, or when the student's code
+        raises the error the mistaken code raises (same type and text). One hint
+        at most: where several mistakes give the failing result, the first that
+        gives the student's results on every case.
 
     Each case checks, in order: the call does not raise, does not delegate, does
     not modify its inputs in place, and returns the reference result, with its
@@ -199,8 +206,16 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
         ref_args, ref_options = _call_args(kwargs, positional)
         args, options = _call_args(kwargs, positional)
         before = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-        got, watch = _run_watched(student_fn, args, options, forbidden=forbidden, substitute=substitute,
-                                  name=name, case=case)
+        try:
+            got, watch = _run_watched(student_fn, args, options, forbidden=forbidden, substitute=substitute,
+                                      name=name, case=case)
+        except AssertionError as failure:  # it raised: a known mistake that raises the same error is named
+            hint = _raising_mistake(failure.__cause__, mistakes, kwargs, positional)
+            if hint is None:
+                raise
+            text = str(failure)
+            at = text.find("\nIt printed:") if "\nIt printed:" in text else len(text)
+            _fail(f"{text[:at]}; {hint}{text[at:]}", cause=failure.__cause__)
         expected = reference_fn(*ref_args, **ref_options)  # after: nothing to read from this frame
         for key, old, new in zip(positional, before, args):
             if isinstance(old, torch.Tensor) and not (
@@ -212,7 +227,7 @@ def check_against(student_fn, reference_fn, cases, *, positional=("X", "K"), ato
                 )
         try:
             if isinstance(expected, torch.Tensor):
-                check_result(got, expected, case=case, atol=atol, rtol=rtol)
+                check_result(got, expected, case=case, atol=atol, rtol=rtol, given=(*args, *options.values()))
             else:
                 check_equal(got, expected, case=case)
         except AssertionError as error:
@@ -252,7 +267,10 @@ def call(fn, *args, name=None, case=None, substitute=None, forbidden=(), **kwarg
     AssertionError: ratio raised ZeroDivisionError: division by zero for x 0
     """
     __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
-    return _run_watched(fn, args, kwargs, forbidden=forbidden, substitute=substitute, name=name, case=case)[0]
+    global _last_call
+    result = _run_watched(fn, args, kwargs, forbidden=forbidden, substitute=substitute, name=name, case=case)[0]
+    _last_call = (result, (*args, *kwargs.values()))
+    return result
 
 
 def check_raises(fn, *args, error=ValueError, name=None, case=None, **kwargs):
@@ -271,7 +289,7 @@ def check_raises(fn, *args, error=ValueError, name=None, case=None, **kwargs):
         cause = failure.__cause__
         if isinstance(cause, error):
             return
-        got = f"not {type(cause).__name__}: {cause}" if cause is not None else f"but: {failure}"
+        got = f"not {_raised(cause)}" if cause is not None else f"but: {failure}"
         _fail(f"{name} should raise {error.__name__} for {case}, {got}")
     _fail(f"{name} should raise {error.__name__} for {case}; it returned a result")
 
@@ -307,8 +325,7 @@ def _run_watched(fn, args, kwargs, *, forbidden, substitute, name, case):
             result = fn(*args, **kwargs)
         except Exception as error:
             if not watch.found:  # a delegation is the message worth reading
-                _fail(f"{name} raised {type(error).__name__}: {error}{where}{_hint(error)}{printed.text()}",
-                      cause=error)
+                _fail(f"{name} raised {_raised(error)}{where}{_hint(error)}{printed.text()}", cause=error)
     watch.printed = printed.text()
     if watch.found:
         _fail(
@@ -357,6 +374,162 @@ def check_few_calls(fn, kwargs, *, at_most, positional=("X", "K"), substitute=No
     _, watch = _run_watched(fn, args, options, forbidden=DELEGATION, substitute=substitute, name=name, case=case)
     if watch.calls > at_most:
         _fail(f"{name} made {watch.calls} torch calls for {case}; at most {at_most} are allowed{hint}")
+
+
+@contextlib.contextmanager
+def explained(mistakes, got, *args, **kwargs):
+    """Add to a check that fails inside the block the hint of the known mistake that computes ``got``.
+
+    For values that are not one function's result (a parameter updated in place, the
+    trained weights and the losses of a loop): ``mistakes`` as in :func:`check_against`,
+    each function called with ``*args, **kwargs`` (tensors cloned) and returning what the
+    mistaken code gives for ``got``, a tensor or a tuple or list of tensors and numbers,
+    compared entry by entry with the tolerances of :func:`check_result`.
+
+    >>> p = torch.tensor([0.9])
+    >>> with explained([(lambda v: v - 0.1, "the step is not in place")], p, torch.tensor([1.0])):
+    ...     check_result(p, torch.tensor([0.8]), case="p")
+    Traceback (most recent call last):
+    ...
+    AssertionError: wrong values for p: at (0,) expected 0.8, got 0.9 (max abs error 0.1); the step is not in place
+    """
+    __tracebackhide__ = True  # IPython and pytest show the cell's line and the message
+    try:
+        yield
+    except AssertionError as error:
+        for mistaken, hint in mistakes:
+            try:
+                with _Captured():
+                    value = mistaken(*map(_copy, args), **{k: _copy(v) for k, v in kwargs.items()})
+            except Exception:  # a mistake that does not apply to these inputs
+                continue
+            if _agree(got, value):
+                _fail(f"{error}; {hint}")
+        raise
+
+
+def _agree(got, value, atol=1e-5, rtol=1e-4):
+    """Whether ``got`` equals ``value`` entry by entry (tensors, numbers, and tuples or lists of them)."""
+    if isinstance(value, (tuple, list)):
+        return (isinstance(got, (tuple, list)) and len(got) == len(value)
+                and all(_agree(a, b, atol, rtol) for a, b in zip(got, value)))
+    try:
+        a = torch.as_tensor(got.detach() if isinstance(got, torch.Tensor) else got, dtype=torch.float64)
+        b = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    return a.shape == b.shape and bool(torch.allclose(a, b, atol=atol, rtol=rtol))
+
+
+def layer_gradients(layer, X):
+    """Return ``(layer(X), weight.grad, bias.grad)`` after back-propagating ``sum(layer(X) ** 2)``.
+
+    For a test of a student's layer: called through :func:`call`, it runs the layer's
+    forward and backward pass from zero gradients and returns what a check compares.
+
+    >>> import convlab
+    >>> layer = convlab.Conv2D((1, 2))
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[1.0, -1.0]]))
+    >>> Y, dweight, dbias = layer_gradients(layer, torch.tensor([[1.0, 3.0]]))
+    >>> Y.tolist(), dweight.tolist(), dbias.tolist()
+    ([[-2.0]], [[-4.0, -12.0]], [-4.0])
+    """
+    for p in (layer.weight, layer.bias):
+        p.grad = None
+    Y = layer(X)
+    Y.pow(2).sum().backward()
+    return Y.detach(), layer.weight.grad, layer.bias.grad
+
+
+def run_tests(notebook, namespace):
+    """Run the test cells of the notebook file ``notebook`` in ``namespace``; one dict per graded part.
+
+    Each dict has ``part`` (the grade id), ``points``, ``state`` (``'passed'``, ``'failed'`` or
+    ``'graded by hand'``), ``message`` (the whole message of a failure, else ``''``) and
+    ``hidden`` (the cell says that hidden tests check more when the notebook is graded).
+    What the cells print is captured; the student's functions are those of ``namespace``.
+    """
+    import json
+
+    with open(notebook, encoding="utf-8") as file:
+        cells = json.load(file)["cells"]
+    parts = []
+    for cell in cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not meta.get("grade"):
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        part = dict(part=meta.get("grade_id", "?"), points=meta.get("points", 0), message="",
+                    hidden="hidden" in source.split("\n", 1)[0].lower())
+        if meta.get("solution") or cell["cell_type"] != "code":
+            parts.append(dict(part, state="graded by hand"))
+            continue
+        try:
+            with _Captured():
+                exec(compile(source, f"<test cell {part['part']}>", "exec"), namespace)
+        except AssertionError as error:
+            parts.append(dict(part, state="failed", message=str(error) or "AssertionError"))
+        except Exception as error:
+            message = f"the test cell raised {_raised(error)}"
+            if isinstance(error, NameError):
+                message += ("; run the cell that defines it first (or Kernel > Restart & Run All), "
+                            "and keep every name the notebook gives you")
+            parts.append(dict(part, state="failed", message=message))
+        else:
+            parts.append(dict(part, state="passed"))
+    return parts
+
+
+def summary(notebook, namespace=None):
+    """Run every visible test of ``notebook`` again and print where each part stands, before you hand it in.
+
+    The last cell of each assignment calls it with the notebook's file name: it runs the
+    test cells with the functions as the kernel has them now (so run every cell first),
+    and prints one line per part, passed or failed with its points and the first line of
+    its message, the parts graded by hand, then the failures' messages in full. Nothing
+    runs while nbgrader grades or validates the notebook (its tests run anyway).
+    """
+    if os.environ.get("NBGRADER_EXECUTION"):   # nbgrader sets it; so do classgrade's sandboxes
+        print("summary: skipped while the notebook is graded (every test cell runs anyway)")
+        return
+    if namespace is None:
+        namespace = sys._getframe(1).f_globals  # the notebook's names, in a Jupyter cell
+    if not os.path.exists(notebook):  # a downloaded copy may be renamed, e.g. "cross_correlation (1).ipynb"
+        import glob
+
+        stem = os.path.splitext(os.path.basename(notebook))[0]
+        found = sorted(glob.glob(os.path.join(os.path.dirname(notebook), glob.escape(stem) + "*.ipynb")))
+        if len(found) != 1:
+            print(f"summary: cannot find the notebook {notebook!r} in {os.getcwd()}; give its file name: "
+                  f"grading.summary('your file.ipynb')")
+            return
+        notebook = found[0]
+    parts = run_tests(notebook, namespace)
+    auto = [p for p in parts if p["state"] != "graded by hand"]
+    earned = sum(p["points"] for p in auto if p["state"] == "passed")
+    total = sum(p["points"] for p in auto)
+    by_hand = sum(p["points"] for p in parts if p["state"] == "graded by hand")
+    print(f"{os.path.basename(notebook)}: {sum(p['state'] == 'passed' for p in auto)} of {len(auto)} tests "
+          f"pass, {earned} of {total} points, on the visible tests; {by_hand} more points are graded by hand.")
+    width = max((len(p["part"]) for p in parts), default=0)
+    for p in parts:
+        points = f"{p['points']:g} point{'s' if p['points'] != 1 else ''}"
+        line = f"  {p['state']:<15} {points:<10} {p['part']:<{width}}"
+        if p["state"] == "failed":
+            line += "  " + p["message"].splitlines()[0]
+        elif p["state"] == "graded by hand":
+            line += "  your written answer, read by the instructor"
+        elif p["hidden"]:
+            line += "  (hidden tests check more cases when it is graded)"
+        print(line.rstrip())
+    failed = [p for p in parts if p["state"] == "failed"]
+    if failed:
+        print("\nThe messages in full:")
+        for p in failed:
+            print(f"{p['part']}: {p['message']}")
+    else:
+        print("Every visible test passes. Hidden tests check more cases when the notebook is graded.")
 
 
 def random_tensor(generator, *shape, dtype=torch.float32):
@@ -438,6 +611,21 @@ def _same(got, mistake, kwargs, positional, atol, rtol):
         return False
 
 
+def _raising_mistake(error, mistakes, kwargs, positional):
+    """The hint of the first mistake that raises ``error`` again (same type and text) on this case, or None."""
+    if error is None or not mistakes:
+        return None
+    for mistaken, hint in mistakes:
+        args, options = _call_args(kwargs, positional)
+        try:
+            with _Captured():
+                mistaken(*args, **options)
+        except Exception as again:
+            if type(again) is type(error) and str(again) == str(error):
+                return hint
+    return None
+
+
 def _explains(mistake, student_fn, cases, positional, substitute, atol, rtol):
     """Whether ``mistake`` computes what ``student_fn`` returns on every case (output captured)."""
     for kwargs in cases:
@@ -449,6 +637,23 @@ def _explains(mistake, student_fn, cases, positional, substitute, atol, rtol):
         if not _same(got, mistake, kwargs, positional, atol, rtol):
             return False
     return True
+
+
+# (result, inputs) of the last call(): check_result's hint for an integer result reads the inputs.
+_last_call = None
+
+
+def _integer_hint(got, given):
+    """The hint for an integer tensor where floats are expected, from the inputs that gave it."""
+    if given is None and _last_call is not None and _last_call[0] is got:
+        given = _last_call[1]
+    if given is None:
+        return ("create it as a float tensor: dtype=X.dtype in torch.zeros(...) for a result computed from X, "
+                "1.0 (not 1) in torch.tensor([...])")
+    if any(isinstance(v, torch.Tensor) and v.is_floating_point() for v in given):
+        return ("an integer tensor (dtype=int, or torch.zeros_like of an integer tensor) cannot hold these values: "
+                "create the result with the input's dtype, torch.zeros(..., dtype=X.dtype)")
+    return "write the numbers as floats (1.0, not 1) or pass dtype= to torch.tensor"
 
 
 # Exceptions whose text does not say what to change, by a piece of that text.
@@ -465,8 +670,21 @@ _HINTS = (
 
 
 def _hint(error):
+    if isinstance(error, NotImplementedError):
+        return ("; this function is not written yet: replace `raise NotImplementedError()` under "
+                "`# YOUR CODE HERE` with your code")
     text = str(error)
     return "".join(f"; {hint}" for piece, hint in _HINTS if piece in text)
+
+
+def _raised(error):
+    """``'KeyError: 'b''``, or the type alone for an exception without a message.
+
+    >>> _raised(NotImplementedError())
+    'NotImplementedError'
+    """
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class _Captured:
@@ -505,6 +723,10 @@ def _dtype_name(dtype):
 def _type_name(value):
     kind = type(value)
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
+def _copy(value):
+    return value.clone() if isinstance(value, torch.Tensor) else value
 
 
 def _call_args(kwargs, positional):

@@ -16,6 +16,7 @@ import functools
 import html.parser
 import json
 import http.server
+import os
 import re
 import shutil
 import threading
@@ -124,7 +125,8 @@ async () => {
     next: next ? next.href : null,
     exercise: box ? {
       downloads: Array.from(box.querySelectorAll('a.download')).map(a => a.href),
-      launches: Array.from(box.querySelectorAll('a.reference.external')).map(a => a.href),
+      launches: Array.from(box.querySelectorAll('.exercise-launch a')).map(a => a.href),
+      wheels: Array.from(box.querySelectorAll('a.exercise-wheel')).map(a => a.href),
       visible: visible(box),
     } : null,
   };
@@ -434,11 +436,14 @@ def test_no_internal_link_is_broken(built_book, server, visits):
 def test_chapters_link_to_their_exercise_notebooks(built_book, server, visits):
     config = _config()
     mapping = config["sphinx"]["config"]["exercise_notebooks"]
-    repo_url = config["repository"]["url"].rstrip("/")
+    # The repository the course is published from: _config.yml, else COURSE_REPOSITORY; with neither
+    # (this repository's default), no launch button at all.
+    repo_url = (config["repository"]["url"] or os.environ.get("COURSE_REPOSITORY", "")).rstrip("/")
     org_repo = "/".join(urlsplit(repo_url).path.strip("/").split("/")[-2:])
     hubs = {k: v.rstrip("/") for k, v in config.get("launch_buttons", {}).items()
-            if k in ("binderhub_url", "jupyterhub_url") and v}
-    assert hubs, "no launch button configured in _config.yml launch_buttons"
+            if k in ("binderhub_url", "jupyterhub_url") and v} if repo_url else {}
+    assert repo_url or not any("binder" in u for page in visits.values() for u in page.get("links", [])), (
+        "a launch button without a repository")
     for docname in toc_files():
         box = visits[f"{docname}.html"]["exercise"]
         if docname not in mapping:
@@ -452,6 +457,8 @@ def test_chapters_link_to_their_exercise_notebooks(built_book, server, visits):
         assert served.name == source.name
         assert served.read_bytes() == source.read_bytes(), (
             f"{docname}: the downloadable notebook differs from {source}")
+        assert len(box["wheels"]) == 1 and _local_path(built_book.html, server, box["wheels"][0]).is_file(), (
+            f"{docname}: the course package's wheel is not served: {box['wheels']}")
         path = f"exercises/{assignment}/{assignment}.ipynb"
         assert len(box["launches"]) == len(hubs), f"{docname}: {box['launches']}"
         for key, hub in hubs.items():

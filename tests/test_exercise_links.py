@@ -1,5 +1,6 @@
 """The book's Sphinx extensions (book/_ext), each on a one-page Sphinx project."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,8 @@ from exercise_links import launch_urls  # noqa: E402
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
 
 
-def build(tmp_path, *, conf="", notebook=True, page="A chapter\n=========\n\nSome text.\n"):
+def build(tmp_path, *, conf="", notebook=True, page="A chapter\n=========\n\nSome text.\n",
+          repository="https://github.com/someone/course", env=None):
     """Build a one-page project whose page maps to the assignment 'demo'."""
     src = tmp_path / "src"
     src.mkdir()
@@ -30,7 +32,7 @@ def build(tmp_path, *, conf="", notebook=True, page="A chapter\n=========\n\nSom
         exclude_patterns = ["exercises"]
         exercise_notebooks = {{"index": "demo"}}
         html_theme_options = {{
-            "repository_url": "https://github.com/someone/course",
+            "repository_url": {repository!r},
             "repository_branch": "spring",
             "launch_buttons": {{"binderhub_url": "https://binder.example.org/",
                                 "jupyterhub_url": "https://hub.example.edu",
@@ -38,8 +40,9 @@ def build(tmp_path, *, conf="", notebook=True, page="A chapter\n=========\n\nSom
         }}
     """) + textwrap.dedent(conf))
     out = tmp_path / "html"
+    environ = {k: v for k, v in os.environ.items() if k != "COURSE_REPOSITORY"}
     result = subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html",
-                             str(src), str(out)], capture_output=True, text=True)
+                             str(src), str(out)], capture_output=True, text=True, env=dict(environ, **(env or {})))
     return result, out
 
 
@@ -115,3 +118,33 @@ def test_launch_urls_for_other_hosts_and_classic_notebook():
 def test_bad_launch_settings_are_rejected(options, message):
     with pytest.raises(ValueError, match=message):
         launch_urls("x.ipynb", binderhub_url="https://mybinder.org", **options)
+
+
+def test_without_a_repository_no_launch_button_is_shown(tmp_path):
+    """No invented URL: with repository_url and COURSE_REPOSITORY unset, no hub link anywhere on the page."""
+    result, out = build(tmp_path, repository="")
+    assert result.returncode == 0, result.stderr
+    page = (out / "index.html").read_text()
+    assert 'class="tip exercise-links admonition"' in page and "demo.ipynb" in page
+    assert "binder.example.org" not in page and "hub.example.edu" not in page and "Open on" not in page
+
+
+def test_the_repository_can_come_from_course_repository(tmp_path):
+    result, out = build(tmp_path, repository="", env={"COURSE_REPOSITORY": "https://gitlab.example.org/us/term"})
+    assert result.returncode == 0, result.stderr
+    page = (out / "index.html").read_text()
+    assert ("https://binder.example.org/v2/git/https%3A%2F%2Fgitlab.example.org%2Fus%2Fterm/spring"
+            "?urlpath=lab/tree/exercises/demo/demo.ipynb") in page
+    assert "someone/course" not in page
+
+
+def test_the_box_links_the_course_package_and_says_how_to_install_it(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    result, out = build(tmp_path, conf=f"exercise_package = {os.path.relpath(root, tmp_path / 'src')!r}\n")
+    assert result.returncode == 0, result.stderr
+    import convlab
+    wheel = f"convlab-{convlab.__version__}-py3-none-any.whl"
+    page = (out / "index.html").read_text()
+    assert f'href="_wheels/{wheel}"' in page
+    assert f'<span class="pre">pip</span> <span class="pre">install</span> <span class="pre">{wheel}</span>' in page
+    assert (out / "_wheels" / wheel).stat().st_size > 10_000

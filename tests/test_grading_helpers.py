@@ -41,8 +41,43 @@ def test_check_result_tolerates_rounding_and_wants_the_dtype():
     grading.check_result(expected.double() + 1e-7, expected, case="C", dtype=False)
     with pytest.raises(AssertionError, match="expected dtype float32, got float64 for C; keep the dtype"):
         grading.check_result(expected.double(), expected, case="C")
-    with pytest.raises(AssertionError, match=r"expected dtype float32, got int64 for C; write the numbers as floats"):
+    with pytest.raises(AssertionError, match=r"expected dtype float32, got int64 for C; create it as a float tensor"):
         grading.check_result(expected.long(), expected, case="C")
+
+
+def test_an_integer_result_is_told_what_made_it_integer():
+    """Typed integers in torch.tensor and an integer result of a float input are different mistakes."""
+    def kernel(direction):
+        return torch.tensor([[-1, 1]])
+
+    def corr2d(X, K):  # torch.zeros(..., dtype=int)
+        Y = torch.zeros(X.shape[0] - K.shape[0] + 1, X.shape[1] - K.shape[1] + 1, dtype=int)
+        for i in range(Y.shape[0]):
+            for j in range(Y.shape[1]):
+                Y[i, j] = (X[i:i + K.shape[0], j:j + K.shape[1]] * K).sum()
+        return Y
+
+    floats = "write the numbers as floats (1.0, not 1)"
+    input_dtype = "create the result with the input's dtype, torch.zeros(..., dtype=X.dtype)"
+    with pytest.raises(AssertionError) as info:
+        grading.check_result(grading.call(kernel, "vertical"), torch.tensor([[-1.0, 1.0]]), case="c")
+    assert floats in str(info.value) and input_dtype not in str(info.value)
+    X, K = torch.arange(9.0).reshape(3, 3), torch.ones(2, 2)
+    for check in (lambda: grading.check_result(grading.call(corr2d, X, K), convlab.corr2d(X, K), case="c"),
+                  lambda: grading.check_against(corr2d, convlab.corr2d, [dict(X=X, K=K)])):
+        with pytest.raises(AssertionError) as info:
+            check()
+        assert input_dtype in str(info.value) and floats not in str(info.value)
+
+
+def test_a_function_not_written_yet_says_so():
+    def corr2d(X, K):
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError) as info:
+        grading.check_against(corr2d, convlab.corr2d, grading.random_cases(0, 1))
+    assert str(info.value) == ("corr2d raised NotImplementedError for X 5x7, K 2x4; this function is not written "
+                               "yet: replace `raise NotImplementedError()` under `# YOUR CODE HERE` with your code")
 
 
 def test_check_raises_wants_that_error_and_nothing_else(capsys):
@@ -328,12 +363,48 @@ KNOWN_MISTAKES = {
     "EDGE_KERNEL": (convlab.kernels.edge_kernel, [dict(direction=d) for d in ("vertical", "horizontal")],
                     ("direction",)),
     "POOL2D": (convlab.pool2d, _pool_cases("max") + _pool_cases("avg"), ("X", "pool_size")),
+    # the lecture's loops and loops that only skip outputs agree where no output is skipped but the first
+    # (stride >= output size): the last case tells them apart.
+    "CORR2D_PADDING_STRIDE": (convlab.corr2d, grading.random_cases(0, 2, padding=True, stride=True) + [
+        dict(X=torch.arange(20.0).reshape(4, 5), K=torch.tensor([[1.0, 2.0], [0.0, -1.0]]), padding=1, stride=2)],
+        ("X", "K")),
+    "EDGE_MAGNITUDE": (lambda X: torch.sqrt(convlab.corr2d(X, convlab.kernels.DIFFERENCE_X)[:-1] ** 2
+                                            + convlab.corr2d(X, convlab.kernels.DIFFERENCE_Y)[:, :-1] ** 2),
+                       [dict(X=convlab.stripes()), dict(X=grading.random_tensor(_g, 5, 7))], ("X",)),
+}
+# The lists for values that are not one call's result, explained with grading.explained: each with the
+# reference and inputs (called like the mistakes).
+EXPLAINED = {
+    "SGD": (lambda values, grads, lr, weight_decay: [v - lr * (g + weight_decay * v) for v, g in zip(values, grads)],
+            dict(values=[torch.tensor([1.0, -2.0]), torch.tensor([0.5])], grads=[torch.tensor([0.5, 0.5]),
+                 torch.tensor([-1.0])], lr=0.1, weight_decay=0.5)),
+    "TRAIN": (lambda X, Y, kernel_size, **options: (lambda layer, losses: (layer.weight, layer.bias, losses))(
+                  *convlab.fit_kernel(X, Y, kernel_size, progress=False, **options)),
+              dict(X=convlab.stripes(), Y=convlab.corr2d(convlab.stripes(), torch.tensor([[-1.0, 1.0]])),
+                   kernel_size=(1, 2), lr=0.01, num_epochs=30, weight_decay=0.5, seed=0)),
 }
 
 
 def test_every_list_of_known_mistakes_is_checked_here():
     from convlab import mistakes
-    assert set(KNOWN_MISTAKES) == set(mistakes.__all__)
+    assert set(KNOWN_MISTAKES) | set(EXPLAINED) == set(mistakes.__all__)
+
+
+@pytest.mark.parametrize("name", sorted(EXPLAINED))
+def test_each_explained_mistake_is_named_when_a_student_makes_it(name):
+    """The values a mistake gives, checked against the reference's inside grading.explained, get its hint only."""
+    from convlab import mistakes
+    reference, inputs = EXPLAINED[name]
+    expected = reference(**inputs)
+    for mistaken, hint in getattr(mistakes, name):
+        got = mistaken(**inputs)
+        with pytest.raises(AssertionError) as info:
+            with grading.explained(getattr(mistakes, name), got, **inputs):
+                for mine, theirs in zip(got, expected):
+                    grading.check_result(torch.as_tensor(mine), torch.as_tensor(theirs).detach(), case="c")
+        assert str(info.value).endswith(f"; {hint}"), str(info.value)
+    with grading.explained(getattr(mistakes, name), expected, **inputs):  # right values: nothing to explain
+        pass
 
 
 @pytest.mark.parametrize("name", sorted(KNOWN_MISTAKES))
@@ -350,6 +421,9 @@ def test_each_known_mistake_is_named_when_a_student_makes_it(name):
             try:
                 mistaken(*(case[k] for k in positional), **{k: v for k, v in case.items() if k not in positional})
             except ValueError:  # a mistake of another mode or option
+                continue
+            except Exception:  # the mistaken code raises here: the student's would raise the same
+                applies.append(case)
                 continue
             try:
                 grading.check_against(mistaken, reference, [case], positional=positional, forbidden=())

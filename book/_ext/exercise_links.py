@@ -9,14 +9,24 @@
 
 Each mapped chapter gets a box under its title with a download link to
 ``exercises/<assignment>/<assignment>.ipynb`` (Sphinx copies the notebook into
-the build) and launch links for the hubs set in ``launch_buttons``
+the build), with ``exercise_package`` (a Python project's folder, relative to
+the book) a link to that project's wheel, built into ``_wheels/`` of the HTML
+output, and the one command that installs it, so that a downloaded notebook runs
+without the repository; and launch links for the hubs set in ``launch_buttons``
 (``binderhub_url``, ``jupyterhub_url``), all built from the one repository
-setting, ``repository: url`` (and ``branch``). A mapped notebook that does not
-exist, or a mapped chapter that is not in the book, is a build warning, so an
-error under ``-W``.
+setting, the URL of the repository the course is published from:
+``repository: url`` in ``_config.yml``, or when that is empty the environment's
+``COURSE_REPOSITORY`` (``make book`` sets it from ``git remote get-url origin``
+when that is a public https URL). With neither, the book shows no launch button
+at all, rather than one that opens a wrong repository. A mapped notebook that
+does not exist, or a mapped chapter that is not in the book, is a build warning,
+so an error under ``-W``.
 """
 
 import os
+import subprocess
+import sys
+import tomllib
 from urllib.parse import quote, urlencode, urlsplit
 
 from docutils import nodes
@@ -94,7 +104,8 @@ class ExerciseLinks(SphinxTransform):
             return
         path = notebook_path(assignment)
         _, abspath = self.env.relfn2path("/" + path, docname)
-        launches = launch_urls(path, **_launch_options(self.config))
+        options = _launch_options(self.config)
+        launches = launch_urls(path, **options) if options["repository_url"] else []
         para = nodes.paragraph()
         if os.path.isfile(abspath):
             para += nodes.Text("Download ")
@@ -124,7 +135,91 @@ class ExerciseLinks(SphinxTransform):
                     classes=["sd-btn", "sd-btn-outline-primary",
                              "exercise-launch-" + label.lower()])
             box += buttons
+        wheel = wheel_name(self.app.srcdir, self.config.exercise_package)
+        if wheel:
+            needs = nodes.paragraph(classes=["exercise-package"])
+            needs += nodes.Text("Its tests use the course package: download ")
+            needs += nodes.reference("", "", nodes.literal("", wheel), refuri="../" * docname.count("/")
+                                     + f"_wheels/{wheel}", classes=["exercise-wheel"])
+            needs += nodes.Text(" and install it, with PyTorch, in the environment of your Jupyter: ")
+            needs += nodes.literal("", f"pip install {wheel}")
+            box += needs
         section.insert(1, box)
+
+
+def wheel_name(srcdir, package):
+    """The file name of the wheel of the project ``package`` (relative to ``srcdir``), or ``''`` for none.
+
+    >>> wheel_name(os.path.join(os.path.dirname(__file__), "..", ".."), ".").startswith("convlab-")
+    True
+    """
+    if not package:
+        return ""
+    project = os.path.join(srcdir, package)
+    with open(os.path.join(project, "pyproject.toml"), "rb") as file:
+        meta = tomllib.load(file)["project"]
+    return f"{meta['name'].replace('-', '_')}-{meta['version']}-py3-none-any.whl"
+
+
+def build_wheel(project, dest):
+    """Build the wheel of the Python project in ``project`` into ``dest`` (pip, no dependencies, offline).
+
+    setuptools leaves ``build/`` and ``*.egg-info`` in the project: those it created are removed.
+    """
+    import glob
+    import shutil
+
+    def leftovers():
+        return {p for p in [os.path.join(project, "build"), *glob.glob(os.path.join(project, "*.egg-info"))]
+                if os.path.exists(p)}
+
+    before = leftovers()
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(dest), str(project)], capture_output=True, text=True)
+    for path in leftovers() - before:
+        shutil.rmtree(path, ignore_errors=True)
+    if done.returncode:
+        raise RuntimeError(f"pip wheel {project} failed:\n{done.stdout}{done.stderr}")
+
+
+def _build_package(app, exception):
+    wheel = wheel_name(app.srcdir, app.config.exercise_package)
+    if exception is not None or not wheel or app.builder.format != "html":
+        return
+    dest = os.path.join(app.outdir, "_wheels")
+    try:
+        build_wheel(os.path.join(app.srcdir, app.config.exercise_package), dest)
+    except RuntimeError as error:
+        logger.warning("exercise_package: %s", error)
+        return
+    if not os.path.isfile(os.path.join(dest, wheel)):
+        logger.warning("exercise_package: the wheel %s linked from the exercise boxes was not built "
+                       "(found %s)", wheel, sorted(os.listdir(dest)))
+
+
+def course_repository(configured, environ=os.environ):
+    """The URL of the repository the course is published from, or ``''`` if it is not set.
+
+    >>> course_repository("https://github.com/a/b", {"COURSE_REPOSITORY": "https://x.org/c"})
+    'https://github.com/a/b'
+    >>> course_repository("", {"COURSE_REPOSITORY": "https://x.org/c"}), course_repository("", {})
+    ('https://x.org/c', '')
+    """
+    return (configured or environ.get("COURSE_REPOSITORY", "")).strip()
+
+
+_HUBS = ("binderhub_url", "jupyterhub_url", "colab_url", "deepnote_url", "jupyterlite_url")
+
+
+def _set_repository(app, config):
+    """Settle the repository URL before the theme reads it; without one, no hub is offered anywhere."""
+    theme = dict(config.html_theme_options or {})
+    url = course_repository(theme.get("repository_url", ""))
+    theme["repository_url"] = url
+    if not url:
+        theme["launch_buttons"] = {key: value for key, value in (theme.get("launch_buttons") or {}).items()
+                                   if key not in _HUBS}
+    config.html_theme_options = theme
 
 
 def _launch_options(config):
@@ -155,7 +250,10 @@ def _check_chapters(app, env):
 
 def setup(app):
     app.add_config_value("exercise_notebooks", {}, "env", types=[dict])
+    app.add_config_value("exercise_package", "", "env", types=[str])
     app.add_transform(ExerciseLinks)
+    app.connect("config-inited", _set_repository, priority=100)
     app.connect("config-inited", _check_config)
+    app.connect("build-finished", _build_package)
     app.connect("env-check-consistency", _check_chapters)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

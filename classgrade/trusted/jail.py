@@ -126,7 +126,9 @@ def sandbox_env():
     return dict(PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin", HOME=SCRATCH + "/home",
                 TMPDIR=SCRATCH, MPLCONFIGDIR=SCRATCH + "/mpl", IPYTHONDIR=SCRATCH + "/ipython",
                 MPLBACKEND="Agg", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                PYDEVD_DISABLE_FILE_VALIDATION="1", LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1")
+                PYDEVD_DISABLE_FILE_VALIDATION="1", LANG="C.UTF-8", PYTHONDONTWRITEBYTECODE="1",
+                # as nbgrader sets it for its kernels: a notebook's summary cell stays quiet
+                NBGRADER_EXECUTION="autograde")
 
 
 def bwrap_argv(*, cwd, private, connection_file, jail, command, limits=None, options=()):

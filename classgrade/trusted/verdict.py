@@ -54,7 +54,8 @@ def replay_notebook(job, paths, name, reference):
         argv = [sys.executable, "-m", ENTRIES["replay"]]
     with open(paths.work / REPLAY_OUTPUT, "ab") as stderr:
         try:
-            return replay.run(argv, plan, wall=job.wall, cwd=paths.dest, env=dict(os.environ), stderr=stderr)
+            return replay.run(argv, plan, wall=job.wall, cwd=paths.dest, stderr=stderr,
+                              env=dict(os.environ, NBGRADER_EXECUTION="autograde"))
         finally:
             jail.release(jail_dir)
 
