@@ -14,6 +14,8 @@ import sys
 # convlab`` then ``convlab.corr2d`` or ``from convlab import corr2d`` work as usual.
 _WHERE = {
     "Conv2D": "layers",
+    "LayerCost": "arithmetic", "conv_cost": "arithmetic", "conv_macs": "arithmetic", "conv_params": "arithmetic",
+    "corr2d_grouped": "arithmetic", "layer_costs": "arithmetic", "linear_cost": "arithmetic",
     "conv2d": "correlate", "corr2d": "correlate", "corr2d_loop": "correlate",
     "conv_transpose2d": "transposed", "conv_transpose2d_loop": "transposed",
     "corr2d_multi_in": "channels", "corr2d_multi_in_out": "channels", "corr2d_multi_in_out_1x1": "channels",
@@ -26,17 +28,24 @@ _WHERE = {
 
 __all__ = [
     "Conv2D",
+    "LayerCost",
     "animate",
     "conv2d",
+    "conv_cost",
+    "conv_macs",
+    "conv_params",
     "conv_transpose2d",
     "conv_transpose2d_loop",
     "corr2d",
+    "corr2d_grouped",
     "corr2d_loop",
     "corr2d_multi_in",
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",
     "fit_kernel",
     "kernels",
+    "layer_costs",
+    "linear_cost",
     "output_shape",
     "pad2d",
     "photo",
