@@ -22,7 +22,7 @@ _WHERE = {
     "fit_kernel": "train", "squared_loss": "train",
     "output_shape": "shapes", "receptive_field": "shapes", "resolve_padding": "shapes",
     "transposed_output_shape": "shapes",
-    "pad2d": "padding", "photo": "data", "pool2d": "pooling", "stripes": "data",
+    "digits": "data", "pad2d": "padding", "photo": "data", "pool2d": "pooling", "stripes": "data",
     "animate": None, "kernels": None,   # submodules
 }
 
@@ -42,6 +42,7 @@ __all__ = [
     "corr2d_multi_in",
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",
+    "digits",
     "fit_kernel",
     "kernels",
     "layer_costs",
