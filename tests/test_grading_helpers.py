@@ -328,6 +328,19 @@ KNOWN_MISTAKES = {
     "EDGE_KERNEL": (convlab.kernels.edge_kernel, [dict(direction=d) for d in ("vertical", "horizontal")],
                     ("direction",)),
     "POOL2D": (convlab.pool2d, _pool_cases("max") + _pool_cases("avg"), ("X", "pool_size")),
+    "CONV_COST": (convlab.conv_cost,
+                  [dict(input_hw=(8, 8), c_in=4, c_out=6, kernel_size=3, padding=1, stride=1, groups=2, bias=True),
+                   dict(input_hw=(9, 7), c_in=3, c_out=5, kernel_size=(3, 2), padding=0, stride=2, groups=1,
+                        bias=False)],
+                  ("input_hw", "c_in", "c_out", "kernel_size")),
+    "RECEPTIVE_FIELD": (convlab.receptive_field,
+                        [dict(layers=[dict(kernel_size=3, stride=2), dict(kernel_size=3)]),
+                         dict(layers=[dict(kernel_size=(5, 3)), dict(kernel_size=2, stride=2),
+                                      dict(kernel_size=3, dilation=2)])],
+                        ("layers",)),
+    "CORR2D_GROUPED": (convlab.corr2d_grouped,
+                       [dict(X=grading.random_tensor(_g, 4, 5, 5), K=grading.random_tensor(_g, 6, 2, 3, 3), groups=2)],
+                       ("X", "K")),
 }
 
 
