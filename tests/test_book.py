@@ -610,15 +610,14 @@ def test_the_references_link_the_sources_the_book_checks_against():
 
 @pytest.mark.book
 def test_the_cnn_trains_at_build_time_and_says_how_long_in_the_log_only(built_book, chapter_pages):
+    """The CNN chapter's accuracy, confusion matrix, filters and arithmetic table are on its page;
+    its training time is in the build log (the kernel's own stderr), not on the page."""
     times = re.findall(r"\[book/cnn\] trained 6 networks in ([\d.]+) s", built_book.log)
     assert len(times) == 1, "the CNN chapter's training time is not in the build log"
-    page = chapter_pages["book/cnn"].read_text(encoding="utf-8")
-    assert "trained 6 networks in" not in page
-    soup = BeautifulSoup(page, "html.parser")
-    text = soup.get_text(" ")
-    for shown in ("test accuracy", "confusion matrix", "multiply-adds", "kernel 0"):
-        assert shown.lower() in text.lower() or shown == "kernel 0", shown
-    captions = " ".join(c.get_text(" ") for c in soup.select("figcaption"))
-    assert "confusion matrix" in captions and "learned" in captions
-    assert re.search(r"\| CNN \| 1,898 \|", page) is None  # rendered as a table, not raw pipes
-    assert soup.find("table") is not None
+    soup = BeautifulSoup(chapter_pages["book/cnn"].read_text(encoding="utf-8"), "html.parser")
+    assert re.search(r"trained 6 networks in [\d.]+ s", soup.get_text()) is None
+    tables = [" ".join(table.get_text(" ").split()) for table in soup.select("div.cell_output table")]
+    assert any("multiply-adds" in t and "1,898" in t and "23,680" in t for t in tables), tables
+    assert any("test accuracy" in t and "CNN" in t and "dense" in t for t in tables), tables
+    captions = [" ".join(c.get_text(" ").split()) for c in soup.select("figcaption")]
+    assert any("confusion matrix" in c for c in captions) and any("learned" in c for c in captions)
