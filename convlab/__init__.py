@@ -9,9 +9,10 @@ the number of zeros on each side.
 __version__ = "0.1.0"  # = pyproject.toml's version; the graded notebooks check it (tests/test_download.py)
 
 from . import animate, kernels
+from .arithmetic import LayerCost, conv_cost, conv_macs, conv_params, corr2d_grouped, layer_costs, linear_cost
 from .channels import corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1
 from .correlate import conv2d, corr2d, corr2d_loop
-from .data import photo, stripes
+from .data import digits, photo, stripes
 from .layers import Conv2D
 from .padding import pad2d
 from .pooling import pool2d
@@ -21,17 +22,25 @@ from .transposed import conv_transpose2d, conv_transpose2d_loop
 
 __all__ = [
     "Conv2D",
+    "LayerCost",
     "animate",
     "conv2d",
+    "conv_cost",
+    "conv_macs",
+    "conv_params",
     "conv_transpose2d",
     "conv_transpose2d_loop",
     "corr2d",
+    "corr2d_grouped",
     "corr2d_loop",
     "corr2d_multi_in",
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",
+    "digits",
     "fit_kernel",
     "kernels",
+    "layer_costs",
+    "linear_cost",
     "output_shape",
     "pad2d",
     "photo",

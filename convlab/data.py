@@ -37,3 +37,30 @@ def photo():
         rgb = image.imread(file, format="jpg").astype(np.float32) / 255.0
     gray = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(gray))
+
+
+def digits():
+    """The 1,797 handwritten digits of scikit-learn (UCI's optical digits), 8x8 pixels each.
+
+    Shipped inside scikit-learn: nothing is downloaded.
+
+    Returns
+    -------
+    images : torch.Tensor
+        Shape ``(1797, 1, 8, 8)``, float32 in ``[0, 1]`` (the 17 grey levels 0 to 16, divided by 16).
+    labels : torch.Tensor
+        Shape ``(1797,)``, int64, the digit 0 to 9 each image shows.
+
+    Examples
+    --------
+    >>> images, labels = digits()
+    >>> images.shape, labels[:5].tolist()
+    (torch.Size([1797, 1, 8, 8]), [0, 1, 2, 3, 4])
+    >>> float(images.min()), float(images.max())
+    (0.0, 1.0)
+    """
+    from sklearn.datasets import load_digits  # imported here: most users of convlab never need it
+
+    data = load_digits()
+    images = torch.from_numpy(data.images.astype(np.float32) / 16.0)[:, None]
+    return images, torch.from_numpy(data.target.astype(np.int64))

@@ -230,3 +230,86 @@ POOL2D = [
     (_pool_without_padding, "the padding is missing: add ph positions above and below and pw left and right "
                             "(-inf for max pooling, zeros for the mean) before sliding the window"),
 ]
+
+
+# --- layer_arithmetic (the sixth assignment) ------------------------------------------------
+
+def _cost_without_bias(input_hw, c_in, c_out, kernel_size, *, bias=True, **options):
+    """The parameters counted without the biases."""
+    if not bias:
+        raise ValueError("a mistake of the bias")
+    cost = convlab.conv_cost(input_hw, c_in, c_out, kernel_size, bias=bias, **options)
+    return (cost.params - c_out, cost.macs, cost.outputs)
+
+
+def _cost_macs_twice(input_hw, c_in, c_out, kernel_size, **options):
+    """Two operations (a multiply and an add) counted for each multiply-add."""
+    cost = convlab.conv_cost(input_hw, c_in, c_out, kernel_size, **options)
+    return (cost.params, 2 * cost.macs, cost.outputs)
+
+
+def _cost_groups_ignored(input_hw, c_in, c_out, kernel_size, *, groups=1, **options):
+    """Every kernel counted with all C_in channels."""
+    if groups == 1:
+        raise ValueError("a mistake of the groups")
+    return tuple(convlab.conv_cost(input_hw, c_in, c_out, kernel_size, groups=1, **options))
+
+
+def _field_without_stride_product(layers):
+    """Each layer adds d (k - 1), the strides below it forgotten."""
+    if not any(_pair(layer.get("stride", 1)) != (1, 1) for layer in layers[:-1]):
+        raise ValueError("a mistake of the strides")
+    return convlab.receptive_field([{k: v for k, v in layer.items() if k != "stride"} for layer in layers])
+
+
+def _field_own_stride(layers):
+    """Each layer's own stride multiplied in too."""
+    field, jump = [1, 1], [1, 1]
+    for layer in layers:
+        k, s, d = (_pair(layer.get(key, 1)) for key in ("kernel_size", "stride", "dilation"))
+        for axis in range(2):
+            jump[axis] *= s[axis]
+            field[axis] += d[axis] * (k[axis] - 1) * jump[axis]
+    if tuple(field) == convlab.receptive_field(layers):
+        raise ValueError("a mistake of the last stride")
+    return tuple(field)
+
+
+def _grouped_interleaved(X, K, *, groups=1):
+    """Output channel o given to group o % groups instead of o // (C_out / groups)."""
+    if groups == 1 or groups == K.shape[0]:
+        raise ValueError("a mistake of the order of the groups")
+    n_in = X.shape[0] // groups
+    return torch.cat([convlab.corr2d_multi_in_out(X[(o % groups) * n_in:(o % groups + 1) * n_in], K[o:o + 1])
+                      for o in range(K.shape[0])])
+
+
+#: conv_cost: the bias forgotten, multiply-adds counted twice, the groups ignored.
+CONV_COST = [
+    (_cost_without_bias, "the parameters include one bias per output channel: add c_out when bias=True"),
+    (_cost_macs_twice, "a multiply-add is one product added to a sum: count it once "
+                       "(FlopCounterMode's 2 operations per multiply-add are FLOPs, not multiply-adds)"),
+    (_cost_groups_ignored, "with groups=g each kernel has c_in / g channels: divide the weights and the "
+                           "multiply-adds by g"),
+]
+
+#: receptive_field: the stride product forgotten, or a layer's own stride multiplied in.
+RECEPTIVE_FIELD = [
+    (_field_without_stride_product, "the field grows by d (k - 1) times the product of the strides of the "
+                                    "layers below: a pixel of a strided layer's output is s pixels apart in "
+                                    "its input"),
+    (_field_own_stride, "a layer's own stride does not widen its field: multiply d (k - 1) by the strides of "
+                        "the layers below it only, then multiply in its stride"),
+]
+
+#: corr2d_grouped: the output channels dealt to the groups in turn instead of in blocks.
+CORR2D_GROUPED = [
+    (_grouped_interleaved, "the output channels form consecutive blocks: kernels 0 to C_out/groups - 1 read "
+                           "the first C_in/groups input channels, the next block the next ones"),
+]
+
+#: corr2d_grouped: what a check_raises case adds to its message (a count of groups that divides nothing).
+GROUPS_MUST_DIVIDE = ("groups must divide both C_in and C_out: raise ValueError (naming groups and the "
+                      "channel counts) when it does not")
+
+__all__ += ["CONV_COST", "CORR2D_GROUPED", "RECEPTIVE_FIELD"]

@@ -30,7 +30,7 @@ EXPECTED_ERROR_TAG = "tag_raises-exception"
 # Drawing calls that put a figure in a cell's output.
 FIGURE_CALL = re.compile(r"\bplt\.(subplots|figure|imshow|plot|matshow|show)\(")
 # Chapters that explain rather than compute: no figure required.
-NO_FIGURE_REQUIRED = {"book/intro", "book/instructors"}
+NO_FIGURE_REQUIRED = {"book/intro", "book/instructors", "book/references"}
 # Cell outputs say what the chapter computed, not what the build machine is: an
 # expected error shows its last line or so, not a traceback; no path of the build
 # machine (a traceback's file names, a repr of a path); no tqdm rate (its speed).
@@ -459,3 +459,165 @@ def test_chapter_shows_the_figures_its_source_draws(chapter, chapter_pages):
 def test_every_figure_has_a_caption_and_its_code_folded(chapter_pages):
     found = found_on_pages(chapter_pages, uncaptioned_figures)
     assert not found, f"figures without a caption or with their drawing code shown: {found}"
+
+
+# ---------------------------------------------------------------------------
+# What a review of every page found (issue #25), each checked so that it cannot come back
+
+# Colour maps whose colour carries a value (not a category, a shading, or a grey image):
+# a figure that uses one shows its scale.
+VALUE_COLOUR_MAPS = {"RdBu_r", "viridis", "magma", "inferno", "plasma", "cividis"}
+MATH_BLOCK = re.compile(r"^```\{math\}\n:label: ([\w-]+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def code_cells(source):
+    """The code cells of a MyST notebook, each as its text (front matter included)."""
+    return re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", source, re.MULTILINE | re.DOTALL)
+
+
+def figure_caption(source, name):
+    """The caption of the figure ``name`` (``mystnb: figure: name:``), or None."""
+    for cell in code_cells(source):
+        if re.search(rf"^\s+name: {re.escape(name)}$", cell, re.MULTILINE):
+            match = re.search(r"caption: \|\n(.*?)\n\s+name:", cell, re.DOTALL)
+            return " ".join(match.group(1).split()) if match else None
+    return None
+
+
+def leaked_labels(source):
+    """Equation labels of a chapter that its code cells spell out as text, e.g. "(shapes-output-size)".
+
+    A code cell's docstring or comment cannot render ``{eq}`label```: the reader would see
+    the raw label instead of an equation number.
+    """
+    labels = set(re.findall(r"^:label: ([\w-]+)$", source, re.MULTILINE))
+    labels |= set(re.findall(r"^:label: ([\w-]+)$", "\n".join(
+        (REPO / f"{chapter}.md").read_text(encoding="utf-8") for chapter in toc_files()
+        if (REPO / f"{chapter}.md").is_file()), re.MULTILINE))
+    return sorted({label for cell in code_cells(source) for label in labels
+                   if re.search(rf"\(\s*{re.escape(label)}\s*\)|[Ee]quation {re.escape(label)}\b", cell)})
+
+
+def figures_without_colour_bar(source):
+    """The first line of each code cell that draws with a value colour map but shows no colour bar."""
+    found = []
+    for cell in code_cells(source):
+        maps = set(COLOUR_MAP.findall(cell)) & VALUE_COLOUR_MAPS
+        if maps and FIGURE_CALL.search(cell) is None and "imshow" not in cell and "show(" not in cell:
+            continue
+        if maps and "colorbar" not in cell:
+            found.append(next(line for line in cell.splitlines() if "imshow" in line or "cmap" in line).strip())
+    return found
+
+
+def test_figures_without_colour_bar_wants_a_scale_for_value_maps():
+    source = ('```{code-cell} ipython3\nax.imshow(A, cmap="RdBu_r")\n```\n'
+              '```{code-cell} ipython3\nshown = ax.imshow(A, cmap="viridis")\nfig.colorbar(shown)\n```\n'
+              '```{code-cell} ipython3\nax.imshow(P, cmap="gray")\n```\n')
+    assert figures_without_colour_bar(source) == ['ax.imshow(A, cmap="RdBu_r")']
+
+
+def test_leaked_labels_finds_a_label_spelled_out_in_code():
+    source = ("```{math}\n:label: toy-eq\no = i\n```\n"
+              '```{code-cell} ipython3\ndef f(i):\n    """Equation (toy-eq)."""\n```\n'
+              '```{code-cell} ipython3\ndef g(i):\n    """The output size o = i."""\n```\n')
+    assert leaked_labels(source) == ["toy-eq"]
+
+
+@pytest.mark.parametrize("chapter", toc_files())
+def test_no_code_cell_spells_out_an_equation_label(chapter):
+    source = (REPO / f"{chapter}.md").read_text(encoding="utf-8")
+    assert leaked_labels(source) == [], f"{chapter}: equation labels written out in code cells"
+
+
+@pytest.mark.parametrize("chapter", toc_files())
+def test_figures_whose_colour_is_a_value_show_a_colour_bar(chapter):
+    source = (REPO / f"{chapter}.md").read_text(encoding="utf-8")
+    assert figures_without_colour_bar(source) == [], f"{chapter}: figures without a colour bar"
+
+
+def _footprint(layers, size=40):
+    """Gradient of the centre output pixel of a stack of convolutions with kernels of ones, cropped."""
+    import torch
+    import torch.nn.functional as F
+    X = torch.zeros(1, 1, size, size, requires_grad=True)
+    Y = X
+    for k, s, d in layers:
+        Y = F.conv2d(Y, torch.ones(1, 1, k, k), stride=s, dilation=d)
+    Y[0, 0, Y.shape[2] // 2, Y.shape[3] // 2].backward()
+    G = X.grad[0, 0]
+    rows, cols = torch.nonzero(G, as_tuple=True)
+    return G[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+
+
+def test_receptive_field_caption_says_where_the_gradient_is_largest():
+    """Fig. 'shapes-footprints': only three 3x3 layers give the centre the largest gradient."""
+    facts = {}
+    for name, layers in {"three": [(3, 1, 1)] * 3, "stride": [(3, 2, 1), (3, 1, 1)],
+                         "dilations": [(3, 1, 1), (3, 1, 2), (3, 1, 4)]}.items():
+        G = _footprint(layers)
+        centre = float(G[G.shape[0] // 2, G.shape[1] // 2])
+        facts[name] = (centre, float(G[0, 0]), float(G.max()))
+    assert facts == {"three": (49.0, 1.0, 49.0), "stride": (1.0, 1.0, 4.0), "dilations": (1.0, 1.0, 9.0)}
+    caption = figure_caption((REPO / "book/shapes.md").read_text(encoding="utf-8"), "shapes-footprints")
+    assert caption is not None
+    assert "deeper stacks" not in caption
+    assert "centre gets 1, as the corners do" in caption and "(49, against 1 at the corners)" in caption
+    assert "(4 and 9) are off the centre" in caption
+
+
+def test_shapes_exercise_on_equal_output_sizes_says_every_input_pixel_is_read():
+    """k = 3, p = 1, s = 2: inputs 5 and 6 both give 3 outputs; the larger still reads every pixel."""
+    k, p, s = 3, 1, 2
+    for i in (5, 6):
+        o = (i + 2 * p - k) // s + 1
+        read = {start + tap for start in range(0, o * s, s) for tap in range(k)}
+        assert o == 3 and set(range(p, p + i)) <= read
+    source = (REPO / "book/shapes.md").read_text(encoding="utf-8")
+    exercises = source[source.index("## Exercises"):]
+    assert "does not use" not in exercises
+    assert "still reads every input pixel" in exercises and "padded input no window reads" in exercises
+
+
+def test_transposed_chapter_says_padded_rows_and_credits_the_guide_without_dilation():
+    source = " ".join((REPO / "book/transposed.md").read_text(encoding="utf-8").split())
+    assert "input rows that the correlation's last window leaves out" not in source
+    assert "rows of the *padded* input that the correlation's last window leaves out" in source
+    assert "Dumoulin and Visin's guide gives it without dilation, $a = (i + 2p - k) \\bmod s$" in source
+
+
+def test_the_pooling_equation_names_its_window_k_not_p():
+    """p is the padding throughout the book; the pooling window is k_h x k_w."""
+    blocks = dict(MATH_BLOCK.findall((REPO / "book/channels_pooling.md").read_text(encoding="utf-8")))
+    assert "k_h" in blocks["channels-pool"] and "p_h" not in blocks["channels-pool"]
+
+
+def test_a_chapter_with_a_graded_notebook_does_not_say_it_has_none():
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    mapped = config["sphinx"]["config"]["exercise_notebooks"]
+    said = {chapter: assignment for chapter, assignment in mapped.items()
+            if re.search(r"No graded notebook", (REPO / f"{chapter}.md").read_text(encoding="utf-8"))}
+    assert not said, f"chapters whose box links a graded notebook but whose text says there is none: {said}"
+
+
+def test_the_references_link_the_sources_the_book_checks_against():
+    source = (REPO / "book/references.md").read_text(encoding="utf-8")
+    for link in ("https://d2l.ai/", "https://arxiv.org/abs/1603.07285", "https://doi.org/10.23915/distill.00003",
+                 "https://cs231n.github.io/"):
+        assert link in source, link
+    assert "book/references" in toc_files()
+
+
+@pytest.mark.book
+def test_the_cnn_trains_at_build_time_and_says_how_long_in_the_log_only(built_book, chapter_pages):
+    """The CNN chapter's accuracy, confusion matrix, filters and arithmetic table are on its page;
+    its training time is in the build log (the kernel's own stderr), not on the page."""
+    times = re.findall(r"\[book/cnn\] trained 6 networks in ([\d.]+) s", built_book.log)
+    assert len(times) == 1, "the CNN chapter's training time is not in the build log"
+    soup = BeautifulSoup(chapter_pages["book/cnn"].read_text(encoding="utf-8"), "html.parser")
+    assert re.search(r"trained 6 networks in [\d.]+ s", soup.get_text()) is None
+    tables = [" ".join(table.get_text(" ").split()) for table in soup.select("div.cell_output table")]
+    assert any("multiply-adds" in t and "1,898" in t and "23,680" in t for t in tables), tables
+    assert any("test accuracy" in t and "CNN" in t and "dense" in t for t in tables), tables
+    captions = [" ".join(c.get_text(" ").split()) for c in soup.select("figcaption")]
+    assert any("confusion matrix" in c for c in captions) and any("learned" in c for c in captions)

@@ -123,6 +123,11 @@ async () => {
     links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
     sidebar: sidebar.concat(brand ? [brand.href] : []),
     next: next ? next.href : null,
+    // Code and outputs whose text runs past the right edge of their box (cut off, or hidden
+    // behind a scroll bar a reader may not see): the first line of each.
+    cut_off: Array.from(document.querySelectorAll('div.cell_input pre, div.cell_output pre'))
+        .filter(el => visible(el) && el.scrollWidth > el.clientWidth + 1)
+        .map(el => el.textContent.trim().split('\n')[0].slice(0, 80)),
     exercise: box ? {
       downloads: Array.from(box.querySelectorAll('a.download')).map(a => a.href),
       launches: Array.from(box.querySelectorAll('.exercise-launch a')).map(a => a.href),
@@ -310,6 +315,12 @@ def test_mathjax_is_served_from_the_build(built_book):
     assert scripts, "no page loads MathJax, though chapters have math"
     for src in scripts:
         assert not _is_remote(src), src
+
+
+def test_no_code_line_or_message_is_cut_off_at_1280_px(visits):
+    """Long code lines and error messages wrap inside their box instead of running past its edge."""
+    cut = {page: seen["cut_off"] for page, seen in visits.items() if seen.get("cut_off")}
+    assert not cut, f"code or output lines wider than their box at 1280 px (first line of each): {cut}"
 
 
 def test_every_image_loads(visits):

@@ -371,6 +371,19 @@ KNOWN_MISTAKES = {
     "EDGE_MAGNITUDE": (lambda X: torch.sqrt(convlab.corr2d(X, convlab.kernels.DIFFERENCE_X)[:-1] ** 2
                                             + convlab.corr2d(X, convlab.kernels.DIFFERENCE_Y)[:, :-1] ** 2),
                        [dict(X=convlab.stripes()), dict(X=grading.random_tensor(_g, 5, 7))], ("X",)),
+    "CONV_COST": (convlab.conv_cost,
+                  [dict(input_hw=(8, 8), c_in=4, c_out=6, kernel_size=3, padding=1, stride=1, groups=2, bias=True),
+                   dict(input_hw=(9, 7), c_in=3, c_out=5, kernel_size=(3, 2), padding=0, stride=2, groups=1,
+                        bias=False)],
+                  ("input_hw", "c_in", "c_out", "kernel_size")),
+    "RECEPTIVE_FIELD": (convlab.receptive_field,
+                        [dict(layers=[dict(kernel_size=3, stride=2), dict(kernel_size=3)]),
+                         dict(layers=[dict(kernel_size=(5, 3)), dict(kernel_size=2, stride=2),
+                                      dict(kernel_size=3, dilation=2)])],
+                        ("layers",)),
+    "CORR2D_GROUPED": (convlab.corr2d_grouped,
+                       [dict(X=grading.random_tensor(_g, 4, 5, 5), K=grading.random_tensor(_g, 6, 2, 3, 3), groups=2)],
+                       ("X", "K")),
 }
 # The lists for values that are not one call's result, explained with grading.explained: each with the
 # reference and inputs (called like the mistakes).
