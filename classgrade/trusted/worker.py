@@ -290,7 +290,7 @@ def grade_one(job):
         _confirm(job, paths, out)
         t3 = time.monotonic()
         _feedback(job, paths, api, out)
-        out.timings.update(integrity=t3 - t2, feedback=time.monotonic() - t3)
+        out.timings.update(verdicts=t3 - t2, feedback=time.monotonic() - t3)   # verdicts: the replay in it
         out.notebooks = read_grades(paths.db, job.assignment, job.student)
     out.flags = list(dict.fromkeys(out.flags))
     return out
