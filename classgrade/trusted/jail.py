@@ -213,8 +213,9 @@ def write_private(private):
         (Path(private) / name).touch()
 
 
-def _join_pids_cgroup(jail, limit):
-    """Move this process into a new ``pids`` cgroup of at most ``limit`` tasks; return its path.
+def _join_pids_cgroup(jail, limit, join=True):
+    """Make a new ``pids`` cgroup of at most ``limit`` tasks, move this process into it unless
+    ``join`` is false (then the zygote's fork joins it), and return its path.
 
     Only root can (it is also the one case where ``RLIMIT_NPROC`` does not hold).
     The path is written to ``jail/cgroup`` for :func:`release`.
@@ -232,8 +233,9 @@ def _join_pids_cgroup(jail, limit):
         try:
             with open(os.path.join(path, "pids.max"), "w") as f:
                 f.write(str(limit))
-            with open(os.path.join(path, "cgroup.procs"), "w") as f:
-                f.write(str(os.getpid()))
+            if join:
+                with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
         except OSError:
             os.rmdir(path)
             continue
@@ -285,14 +287,61 @@ def _set_limits(jail, limits):
     """The launcher's own limits (inherited by bwrap and the kernel); ``(rlimits, cgroup)``,
     which the kernel's fork sets again once inside."""
     cgroup = _join_pids_cgroup(jail, limits.pids)
-    rlimits = dict(RLIMIT_FSIZE=limits.file_bytes, RLIMIT_NOFILE=limits.open_files, RLIMIT_CORE=0)
+    rlimits = _limits_inside(limits, cgroup)
     for name, value in rlimits.items():
-        resource.setrlimit(getattr(resource, name), (value, value))
+        if name != "RLIMIT_NPROC":
+            resource.setrlimit(getattr(resource, name), (value, value))
+    return rlimits, cgroup
+
+
+def _limits_inside(limits, cgroup):
+    """The resource limits that the kernel's (or the replay's) fork sets once inside the sandbox."""
+    rlimits = dict(RLIMIT_FSIZE=limits.file_bytes, RLIMIT_NOFILE=limits.open_files, RLIMIT_CORE=0)
     if cgroup is None:
         # set in the sandbox only (namespaces.enter_unprivileged): there it counts the processes
         # of the sandbox's user namespace, not every process of the grader's account
         rlimits["RLIMIT_NPROC"] = limits.pids
-    return rlimits, cgroup
+    return rlimits
+
+
+class WarmSandbox:
+    """``entry`` (the replay) started in a new sandbox by the zygote, from this process: the
+    launcher's work without the launcher's interpreter (~0.08 CPU s a submission).
+
+    Its standard input and output are pipes of this process's (``stdin``, ``stdout``), its
+    standard error the file ``stderr``; :meth:`kill` ends the sandbox (its holder is the PID
+    namespace's init, so every process in it dies). Raises ``OSError`` if it cannot start.
+    """
+
+    def __init__(self, jail, cwd, stderr, entry="replay"):
+        options = JailOptions.from_json((Path(jail) / "jail.json").read_text())
+        cgroup = _join_pids_cgroup(jail, options.limits.pids, join=False)
+        self.bwrap, sandbox_pid = _build(options, str(cwd), None, None, jail)
+        self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        plan_read, plan_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        self.stdin, self.stdout = os.fdopen(plan_write, "wb"), os.fdopen(reply_read, "rb")
+        try:
+            if sandbox_pid is None or not options.zygote:
+                raise OSError("the sandbox did not start" if sandbox_pid is None else "no warm kernels")
+            request = KernelRequest(sandbox_pid=sandbox_pid, cwd=str(cwd), env=sandbox_env(), argv=[], entry=entry,
+                                    rlimits=_limits_inside(options.limits, cgroup), cgroup=cgroup)
+            self.conn.connect(options.zygote)
+            socket.send_fds(self.conn, [request.to_json().encode()], [plan_read, reply_write, stderr.fileno()])
+        except OSError:
+            self.kill()
+            self.wait()
+            raise
+        finally:
+            os.close(plan_read)
+            os.close(reply_write)
+
+    def kill(self):
+        self.bwrap.kill()
+
+    def wait(self):
+        self.bwrap.wait()
+        self.conn.close()
 
 
 def launch(argv=None):

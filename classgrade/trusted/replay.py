@@ -89,17 +89,34 @@ class Replies:
 
 
 def run(argv, plan, *, wall, cwd=None, env=None, stderr=subprocess.DEVNULL):
-    """Run the replay command ``argv`` on ``plan``; its :class:`Replies`.
-
-    The plan goes to its standard input; its standard output, the replies, is read as
-    untrusted data: at most :data:`MAX_REPLY_BYTES` are kept, and the process (with its
-    process group) is killed past ``wall`` seconds.
-    """
+    """Run the replay command ``argv`` (in a session of its own) on ``plan``; its :class:`Replies`."""
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, cwd=cwd, env=env,
                             start_new_session=True)
+
+    def stop():
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return communicate(proc, plan, wall=wall, stop=stop)
+
+
+def communicate(proc, plan, *, wall, stop=None):
+    """Give the replay process ``proc`` its plan and read its replies; its :class:`Replies`.
+
+    ``proc`` has ``stdin`` and ``stdout`` pipes, ``kill()`` and ``wait()`` (a
+    :class:`subprocess.Popen`, or :class:`classgrade.trusted.jail.WarmSandbox`). Its output is
+    read as untrusted data: at most :data:`MAX_REPLY_BYTES` are kept, and it is stopped past
+    ``wall`` seconds (by ``stop``, else ``proc.kill``).
+    """
     feeder = threading.Thread(target=_feed, args=(proc.stdin, plan.to_json().encode()), daemon=True)
     feeder.start()
-    data, problem = _read_bounded(proc, time.monotonic() + wall)
+    try:
+        data, problem = _read_bounded(proc.stdout, time.monotonic() + wall)
+    finally:
+        (stop or proc.kill)()
+        proc.wait()
+        proc.stdout.close()
     feeder.join(5)
     return parse_replies(data, problem)
 
@@ -112,9 +129,9 @@ def _feed(pipe, data):
         pass
 
 
-def _read_bounded(proc, deadline):
+def _read_bounded(stdout, deadline):
     chunks, size, problem = [], 0, ""
-    fd = proc.stdout.fileno()
+    fd = stdout.fileno()
     os.set_blocking(fd, False)
     while True:
         left = deadline - time.monotonic()
@@ -131,17 +148,7 @@ def _read_bounded(proc, deadline):
             break
         chunks.append(chunk)
         size += len(chunk)
-    _stop(proc)
     return b"".join(chunks), problem
-
-
-def _stop(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
-    proc.stdout.close()
 
 
 def parse_replies(data, problem=""):

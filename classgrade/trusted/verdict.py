@@ -46,18 +46,28 @@ def replay_notebook(job, paths, name, reference):
                        timeout=job.timeout, memory_bytes=job.memory_bytes)
     if not any(step.calls for step in plan.steps):
         return replay.Replies()
-    jail_dir = paths.work / "replay-jail"
-    if job.sandbox:
-        jail.write_jail(jail_dir, job.limits, zygote=job.zygote)
-        argv = [sys.executable, "-P", "-m", "classgrade.trusted.jail", "--jail", str(jail_dir), "--replay"]
-    else:
-        argv = [sys.executable, "-m", ENTRIES["replay"]]
     with open(paths.work / REPLAY_OUTPUT, "ab") as stderr:
-        try:
-            return replay.run(argv, plan, wall=job.wall, cwd=paths.dest, stderr=stderr,
-                              env=dict(os.environ, NBGRADER_EXECUTION="autograde"))
-        finally:
-            jail.release(jail_dir)
+        return _run(job, paths, plan, stderr)
+
+
+def _run(job, paths, plan, stderr):
+    """The replay of ``plan``, in a new sandbox (started from this process when warm), or unsandboxed."""
+    jail_dir = paths.work / "replay-jail"
+    if not job.sandbox:
+        return replay.run([sys.executable, "-m", ENTRIES["replay"]], plan, wall=job.wall, cwd=paths.dest,
+                          stderr=stderr, env=dict(os.environ, NBGRADER_EXECUTION="autograde"))
+    jail.write_jail(jail_dir, job.limits, zygote=job.zygote)
+    try:
+        if job.zygote:
+            try:
+                process = jail.WarmSandbox(jail_dir, paths.dest, stderr)
+            except OSError as error:
+                return replay.Replies(problem=f"its sandbox did not start ({error})")
+            return replay.communicate(process, plan, wall=job.wall)
+        argv = [sys.executable, "-P", "-m", "classgrade.trusted.jail", "--jail", str(jail_dir), "--replay"]
+        return replay.run(argv, plan, wall=job.wall, cwd=paths.dest, stderr=stderr)
+    finally:
+        jail.release(jail_dir)
 
 
 def record_reference(job, paths, graded_dir):
