@@ -106,6 +106,48 @@ def sgd(params, lr, weight_decay=0.0):
             p -= lr * (p.grad + {decay} * p)
 """
 
+COST = """
+def conv_cost(input_hw, c_in, c_out, kernel_size, padding=0, stride=1, groups=1, bias=True):
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    oh = (input_hw[0] + 2 * ph - kh) // sh + 1
+    ow = (input_hw[1] + 2 * pw - kw) // sw + 1
+    weights = c_out * {channels} * kh * kw
+    params = {params}
+    return (params, {macs}, c_out * oh * ow)
+"""
+
+FIELD = """
+def receptive_field(layers):
+    def pair(v):
+        return (v, v) if isinstance(v, int) else tuple(v)
+    field, jump = [1, 1], [1, 1]
+    for layer in layers:
+        k, s, d = pair(layer["kernel_size"]), pair(layer.get("stride", 1)), pair(layer.get("dilation", 1))
+        for axis in range(2):
+            {update}
+    return tuple(field)
+"""
+
+GROUPED = """
+def corr2d_grouped(X, K, groups=1):
+    c_in, h, w = X.shape
+    c_out, per_group, kh, kw = K.shape
+    {check}
+    outs_per_group = c_out // groups
+    Y = torch.zeros(c_out, h - kh + 1, w - kw + 1, dtype=X.dtype)
+    for o in range(c_out):
+        j = {group}
+        block = X[j * per_group : (j + 1) * per_group]
+        for i in range(h - kh + 1):
+            for k in range(w - kw + 1):
+                Y[o, i, k] = (block[:, i : i + kh, k : k + kw] * K[o]).sum()
+    return Y
+"""
+CHECK_GROUPS = """if c_in % groups or c_out % groups or per_group != c_in // groups:
+        raise ValueError(f"groups={groups} must divide c_in={c_in} and c_out={c_out}, and K have c_in // groups channels")"""
+
 # (assignment, case, source of the mistaken function(s), the hint it must get, the cells that must show it)
 CASES = [
     # cross_correlation
@@ -255,6 +297,28 @@ def corr2d_multi_in_out_1x1(X, K):
     c_out = K.shape[0]
     return (K.reshape(c_in, c_out).T @ X.reshape(c_in, h * w)).reshape(c_out, h, w)
 """, hint("CORR2D_MULTI_IN_OUT_1X1", 0), ["test_corr2d_multi_in_out_1x1_visible"]),
+    # layer_arithmetic
+    ("layer_arithmetic", "cost_bias_forgotten",
+     COST.format(channels="(c_in // groups)", params="weights", macs="weights * oh * ow"),
+     hint("CONV_COST", 0), ["test_conv_cost_visible", "test_conv_cost_hidden"]),
+    ("layer_arithmetic", "cost_multiply_and_add_counted",
+     COST.format(channels="(c_in // groups)", params="weights + c_out if bias else weights",
+                 macs="2 * weights * oh * ow"),
+     hint("CONV_COST", 1), ["test_conv_cost_visible", "test_conv_cost_hidden"]),
+    ("layer_arithmetic", "cost_groups_ignored",
+     COST.format(channels="c_in", params="weights + c_out if bias else weights", macs="weights * oh * ow"),
+     hint("CONV_COST", 2), ["test_conv_cost_visible", "test_conv_cost_hidden"]),
+    ("layer_arithmetic", "field_without_strides", FIELD.format(update="field[axis] += d[axis] * (k[axis] - 1)"),
+     hint("RECEPTIVE_FIELD", 0), ["test_receptive_field_visible", "test_receptive_field_hidden"]),
+    ("layer_arithmetic", "field_own_stride", FIELD.format(
+        update="jump[axis] *= s[axis]\n            field[axis] += d[axis] * (k[axis] - 1) * jump[axis]"),
+     hint("RECEPTIVE_FIELD", 1), ["test_receptive_field_visible", "test_receptive_field_hidden"]),
+    ("layer_arithmetic", "grouped_interleaved", GROUPED.format(check=CHECK_GROUPS, group="o % groups"),
+     hint("CORR2D_GROUPED", 0),
+     ["test_corr2d_grouped_visible", "test_corr2d_grouped_hidden", "test_corr2d_grouped_depthwise"]),
+    ("layer_arithmetic", "grouped_no_divisibility_check",
+     GROUPED.format(check="# groups divides the channels", group="o // max(outs_per_group, 1)"),
+     mistakes.GROUPS_MUST_DIVIDE, ["test_corr2d_grouped_raises"]),
 ]
 
 
