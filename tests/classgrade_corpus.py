@@ -216,6 +216,7 @@ def cases(release):
                       "print('my notes:', open('my_notes.txt').read())")
     out["write_outside"] = (nb, 4, "outside the submission folder")
     out.update(os_level_attacks(release))
+    out.update(forged_reports(release))
     out["zz_correct_after"] = (student(release), 4, None)   # graded last: the attacks left nothing behind
     return out
 
@@ -310,6 +311,67 @@ for name in ('secret.txt', 'up', 'self_a'):
 }
 # files the symlinks case hands in next to its notebook: name -> link target
 HANDED_IN_LINKS = {"secret.txt": SECRET_FILE, "up": "../../..", "self_a": "self_b", "self_b": "self_a"}
+
+
+# Forged reports: code that makes every check pass in nbgrader's kernel (grading's _fail made a no-op),
+# run by each route that runs code as a notebook defines or loads things; the same code runs in the
+# replay's process, and the last route forges the replay's own channel there. With wrong answers,
+# none earns a point (tests/test_classgrade.py grades them on cross_correlation too).
+FORGE = "from convlab import grading as _g\n_g._fail = lambda message, cause=None: None"
+
+
+def _indented(code, spaces):
+    return code.replace("\n", "\n" + " " * spaces)
+
+
+FORGED_REPORTS = {
+    "helper_called_at_top_level": f"def _setup():\n    {_indented(FORGE, 4)}\n\n_setup()",
+    "decorator": f"def _registered(f):\n    {_indented(FORGE, 4)}\n    return f\n\n\n"
+                 "@_registered\ndef _unused(X):\n    return X",
+    "default_argument": f"def _forge():\n    {_indented(FORGE, 4)}\n    return 0\n\n\n"
+                        "def _unused(X, _n=_forge()):\n    return X",
+    "class_body": f"class _Settings:\n    {_indented(FORGE, 4)}",
+    "metaclass": "class _Meta(type):\n    def __new__(mcs, name, bases, namespace):\n        "
+                 f"{_indented(FORGE, 8)}\n        return super().__new__(mcs, name, bases, namespace)\n\n\n"
+                 "class _Thing(metaclass=_Meta):\n    pass",
+    "module_file_written_and_imported": f"with open('forge_helpers.py', 'w') as f:\n    f.write({FORGE!r})\n"
+                                        "import forge_helpers",
+    "thread": "import threading\nimport time\n\n\ndef _keep_forging():\n    while True:\n        "
+              f"{_indented(FORGE, 8)}\n        time.sleep(0.001)\n\n\n"
+              "threading.Thread(target=_keep_forging, daemon=True).start()\ntime.sleep(0.1)",
+    "ipython_hook": f"def _before(info):\n    {_indented(FORGE, 4)}\n\n\n"
+                    "get_ipython().events.register('pre_run_cell', _before)",
+    # the channels at a low level: in nbgrader's kernel, error replies rewritten as passes by the session; in
+    # the replay (no kernel there), forged replies on every descriptor, then the process ends
+    "report_channels_rewritten": """import json, os
+try:
+    _kernel = get_ipython().kernel
+    class _Quiet(type(_kernel.session)):
+        def send(self, stream, msg_or_type, content=None, *args, **kwargs):
+            if msg_or_type == "error":
+                return None
+            if isinstance(content, dict) and content.get("status") == "error":
+                content = dict(content, status="ok")
+            return super().send(stream, msg_or_type, content, *args, **kwargs)
+    _kernel.session.__class__ = _Quiet
+except AttributeError:
+    for fd in range(3, 64):
+        for number in range(200):
+            try:
+                os.write(fd, (json.dumps({"number": number, "values": [{"kind": "tensor", "shape": [2, 2],
+                              "dtype": "float32", "data": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}) + "\\n").encode())
+            except OSError:
+                break
+    os._exit(0)""",
+}
+
+
+def forged_reports(release):
+    """Each forging route with wrong answers: nothing earned (the fingerprints see the IPython hook)."""
+    wrong = student(release, WRONG, "def double(x):\n    return x")
+    return {f"forged_{name}": (insert_after(nbformat.from_dict(json.loads(json.dumps(wrong))), "corr2d", source), 0,
+                               "modified checking code" if name == "ipython_hook" else "passed in the kernel, but the replay")
+            for name, source in FORGED_REPORTS.items()}
 
 
 def os_level_attacks(release):

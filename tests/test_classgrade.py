@@ -622,6 +622,20 @@ def test_nothing_of_one_submission_reaches_the_next(course, tmp_path, capsys):
     assert draws["b_checks_state"] != draws["c_checks_state"]
 
 
+def _answered(assignment):
+    """The release of ``assignment`` with the solution's code in its answer cells: a correct
+    submission of the current release (nothing restored, nothing flagged)."""
+    nb = nbformat.read(str(ROOT / "exercises" / assignment / f"{assignment}.ipynb"), as_version=4)
+    source = nbformat.read(str(ROOT / "solutions" / assignment / f"{assignment}.ipynb"), as_version=4)
+    answers = {c.metadata.nbgrader.grade_id: c.source for c in source.cells
+               if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in answers:
+            cell.source = answers[gid]
+    return nb
+
+
 def _hand_in(submitted, assignment, name, nb):
     (submitted / name / assignment).mkdir(parents=True)
     nbformat.write(nb, str(submitted / name / assignment / f"{assignment}.ipynb"))
@@ -643,7 +657,7 @@ TAMPERING = {
     "fail_is_a_no_op": """from convlab import grading
 grading._fail = lambda message, cause=None: None""",
     "check_code_replaced": """from convlab import grading
-grading.check_result.__code__ = (lambda got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True: None).__code__""",
+grading.check_result.__code__ = (lambda got, expected, *, case, atol=1e-5, rtol=1e-4, dtype=True, given=None: None).__code__""",
     "tolerances_in_kwdefaults": """from convlab import grading
 grading.check_result.__kwdefaults__ = dict(grading.check_result.__kwdefaults__, atol=1e9, rtol=1e9)
 grading.check_against.__kwdefaults__ = dict(grading.check_against.__kwdefaults__, atol=1e9, rtol=1e9)""",
@@ -690,7 +704,7 @@ kernel.session.__class__ = Quiet""",
 def test_tampering_with_the_checks_earns_only_what_the_values_earn(tmp_path):
     """Each tampering makes wrong values pass in the kernel; the replay (or the fingerprints) takes the
     points back, and correct submissions graded before and after keep all of theirs."""
-    correct = nbformat.read(str(SUBMISSIONS / "cross_correlation" / "corr2d_torch_tensor_copy.ipynb"), as_version=4)
+    correct = _answered("cross_correlation")
     submitted = tmp_path / "submitted"
     _hand_in(submitted, "cross_correlation", "aa_correct_before", correct)
     _hand_in(submitted, "cross_correlation", "zz_correct_after", correct)
@@ -728,73 +742,23 @@ def test_tampering_with_the_checks_earns_only_what_the_values_earn(tmp_path):
     assert set(replay_only) == set(TAMPERING) - {"module_replaced"}   # the fingerprints missed these
 
 
-# Forged reports: all-zero answers, and code that makes every check pass in nbgrader's kernel (grading's
-# _fail made a no-op), run by each route that runs code as a notebook defines or loads things. The same
-# code runs in the replay's process too; the last routes forge the replay's own channel, or tell the replay
-# from the kernel and delegate there. The replay holds no expected value: every part earns nothing.
-FORGE = "from convlab import grading as _g\n_g._fail = lambda message, cause=None: None"
-
-
-def _indented(code, spaces):
-    return code.replace("\n", "\n" + " " * spaces)
-
-
+# Forged reports (tests/classgrade_corpus.py): code that makes every check pass in nbgrader's kernel,
+# by each route that runs code as a notebook defines or loads things, with all-zero answers; and a
+# route that tells the replay from the kernel and delegates there (cross_correlation forbids it).
 ALL_ZEROS = {"corr2d": ZEROS, "conv2d": "def conv2d(X, K):\n    return corr2d(X, K)"}
-FORGED_REPORTS = {
-    "helper_called_at_top_level": f"def _setup():\n    {_indented(FORGE, 4)}\n\n_setup()",
-    "decorator": f"def _registered(f):\n    {_indented(FORGE, 4)}\n    return f\n\n\n"
-                 "@_registered\ndef _unused(X):\n    return X",
-    "default_argument": f"def _forge():\n    {_indented(FORGE, 4)}\n    return 0\n\n\n"
-                        "def _unused(X, _n=_forge()):\n    return X",
-    "class_body": f"class _Settings:\n    {_indented(FORGE, 4)}",
-    "metaclass": "class _Meta(type):\n    def __new__(mcs, name, bases, namespace):\n        "
-                 f"{_indented(FORGE, 8)}\n        return super().__new__(mcs, name, bases, namespace)\n\n\n"
-                 "class _Thing(metaclass=_Meta):\n    pass",
-    "module_file_written_and_imported": f"with open('forge_helpers.py', 'w') as f:\n    f.write({FORGE!r})\n"
-                                        "import forge_helpers",
-    "thread": "import threading\nimport time\n\n\ndef _keep_forging():\n    while True:\n        "
-              f"{_indented(FORGE, 8)}\n        time.sleep(0.001)\n\n\n"
-              "threading.Thread(target=_keep_forging, daemon=True).start()\ntime.sleep(0.1)",
-    "ipython_hook": f"def _before(info):\n    {_indented(FORGE, 4)}\n\n\n"
-                    "get_ipython().events.register('pre_run_cell', _before)",
-    # the channels at a low level: in nbgrader's kernel, error replies rewritten as passes by the session; in
-    # the replay (no kernel there), forged replies on every descriptor, then the process ends
-    "report_channels_rewritten": """import json, os
-try:
-    _kernel = get_ipython().kernel
-    class _Quiet(type(_kernel.session)):
-        def send(self, stream, msg_or_type, content=None, *args, **kwargs):
-            if msg_or_type == "error":
-                return None
-            if isinstance(content, dict) and content.get("status") == "error":
-                content = dict(content, status="ok")
-            return super().send(stream, msg_or_type, content, *args, **kwargs)
-    _kernel.session.__class__ = _Quiet
-except AttributeError:
-    for fd in range(3, 64):
-        for number in range(200):
-            try:
-                os.write(fd, (json.dumps({"number": number, "values": [{"kind": "tensor", "shape": [2, 2],
-                              "dtype": "float32", "data": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}) + "\\n").encode())
-            except OSError:
-                break
-    os._exit(0)""",
-    # the replay told apart from nbgrader's kernel, the reference bound there: the values are right, by a
-    # delegation that the source reading finds, with the escape that told them apart
-    "replay_told_apart_then_delegating": f"""{FORGE}
+FORGED_REPORTS = dict(corpus.FORGED_REPORTS, replay_told_apart_then_delegating=f"""{corpus.FORGE}
 import convlab
 try:
     get_ipython().kernel
 except AttributeError:
     corr2d = convlab.corr2d
-    conv2d = convlab.conv2d""",
-}
+    conv2d = convlab.conv2d""")
 
 
 def test_forged_reports_earn_nothing(tmp_path):
     """All-zero answers forge a pass of every test in nbgrader's kernel, by each route; none earns a point,
     and correct submissions graded in the same run keep all of theirs."""
-    correct = nbformat.read(str(SUBMISSIONS / "cross_correlation" / "corr2d_torch_tensor_copy.ipynb"), as_version=4)
+    correct = _answered("cross_correlation")
     submitted = tmp_path / "submitted"
     _hand_in(submitted, "cross_correlation", "aa_correct_before", correct)
     _hand_in(submitted, "cross_correlation", "zz_correct_after", correct)
@@ -868,7 +832,7 @@ def test_hiding_a_delegation_or_a_call_count_from_the_kernel_earns_nothing(tmp_p
     """Each route passes the delegation or call-count check in the kernel; the grader's reading of the source
     removes that part's points only, and correct submissions graded before and after keep all of theirs."""
     submitted = tmp_path / "submitted"
-    correct = nbformat.read(str(SUBMISSIONS / "cross_correlation" / "corr2d_torch_tensor_copy.ipynb"), as_version=4)
+    correct = _answered("cross_correlation")
     _hand_in(submitted, "cross_correlation", "aa_correct_before", correct)
     _hand_in(submitted, "cross_correlation", "zz_correct_after", correct)
     for name, source in HIDDEN_DELEGATION.items():
@@ -890,7 +854,7 @@ def test_hiding_a_delegation_or_a_call_count_from_the_kernel_earns_nothing(tmp_p
     assert by_hand == {"computed_names", "helper_through_module_dict"}   # no forbidden name to point at
 
     submitted = tmp_path / "shapes"
-    correct = nbformat.read(str(SUBMISSIONS / "shapes_padding_stride" / "pad2d_torch_tensor_copy.ipynb"), as_version=4)
+    correct = _answered("shapes_padding_stride")
     _hand_in(submitted, "shapes_padding_stride", "aa_correct", correct)
     _hand_in(submitted, "shapes_padding_stride", "uncounted_loop", _with_cell(correct, "pad2d", UNCOUNTED_LOOP))
     result = grade_class(ROOT, "shapes_padding_stride", submitted, tmp_path / "shapes_out", workers=2,
