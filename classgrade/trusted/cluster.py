@@ -30,10 +30,11 @@ import sys
 import tarfile
 import tempfile
 import threading
+import time
 from multiprocessing import forkserver
 from pathlib import Path
 
-from distributed import Client, as_completed, get_worker
+from distributed import Client, get_worker
 
 from classgrade.protocol import Result, Status
 
@@ -240,13 +241,20 @@ class Cluster:
     def run(self, jobs, on_result):
         """Grade ``jobs`` on the cluster; ``on_result(job, result)`` in this process."""
         futures = dict(self._submit(job) for job in jobs)
-        # not with_results=True: its iterator can wait forever for a task whose worker died after
-        # finishing it (dask/distributed#6074); result() waits while the scheduler computes it again
-        for future in as_completed(futures):
-            job = futures.pop(future)
-            result = self._collect(future, job)
-            future.release()   # the worker may drop the result now (a class is thousands of them)
-            on_result(job, result)
+        # not as_completed: its iterator can wait forever for a task whose worker died after
+        # finishing it (dask/distributed#6074; seen here with and without with_results). The
+        # futures' states are read afresh every 50 ms instead (the client keeps them current, a
+        # lost result's future is pending again), and result() waits while the scheduler
+        # computes a lost result again.
+        while futures:
+            done = [future for future in futures if future.done()]
+            if not done:
+                time.sleep(0.05)
+            for future in done:
+                job = futures.pop(future)
+                result = self._collect(future, job)
+                future.release()   # the worker may drop the result now (a class is thousands of them)
+                on_result(job, result)
 
     def close(self):
         self.client.close()
