@@ -447,7 +447,8 @@ from classgrade.protocol import KernelRequest
 from classgrade.trusted import jail, namespaces
 os.geteuid = lambda: 1000
 seen = {{}}
-def fake_launch(options, cwd, private, connection_file, jail_dir, argv, rlimits, cgroup):
+def fake_launch(options, private, connection_file, jail_dir, request):
+    rlimits = request.rlimits
     seen.update(request=rlimits, launcher=resource.getrlimit(resource.RLIMIT_NPROC)[0])
     order = []
     namespaces.enter = lambda pid: order.append(("enter", resource.getrlimit(resource.RLIMIT_NPROC)[0]))
