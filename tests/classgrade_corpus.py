@@ -317,6 +317,16 @@ HANDED_IN_LINKS = {"secret.txt": SECRET_FILE, "up": "../../..", "self_a": "self_
 # run by each route that runs code as a notebook defines or loads things; the same code runs in the
 # replay's process, and the last route forges the replay's own channel there. With wrong answers,
 # none earns a point (tests/test_classgrade.py grades them on cross_correlation too).
+# nbgrader's kernel made to drop its error replies and report every cell as passed
+QUIET_SESSION = """kernel = get_ipython().kernel
+class Quiet(type(kernel.session)):
+    def send(self, stream, msg_or_type, content=None, *args, **kwargs):
+        if msg_or_type == "error":
+            return None
+        if isinstance(content, dict) and content.get("status") == "error":
+            content = dict(content, status="ok")
+        return super().send(stream, msg_or_type, content, *args, **kwargs)
+kernel.session.__class__ = Quiet"""
 FORGE = "from convlab import grading as _g\n_g._fail = lambda message, cause=None: None"
 
 
@@ -343,17 +353,7 @@ FORGED_REPORTS = {
                     "get_ipython().events.register('pre_run_cell', _before)",
     # the channels at a low level: in nbgrader's kernel, error replies rewritten as passes by the session; in
     # the replay (no kernel there), forged replies on every descriptor, then the process ends
-    "report_channels_rewritten": """import json, os
-try:
-    _kernel = get_ipython().kernel
-    class _Quiet(type(_kernel.session)):
-        def send(self, stream, msg_or_type, content=None, *args, **kwargs):
-            if msg_or_type == "error":
-                return None
-            if isinstance(content, dict) and content.get("status") == "error":
-                content = dict(content, status="ok")
-            return super().send(stream, msg_or_type, content, *args, **kwargs)
-    _kernel.session.__class__ = _Quiet
+    "report_channels_rewritten": "import json, os\ntry:\n    " + _indented(QUIET_SESSION, 4) + """
 except AttributeError:
     for fd in range(3, 64):
         for number in range(200):

@@ -690,15 +690,7 @@ sys.stdout = Rewrite(sys.stdout)""",
 _zeros = corr2d
 def corr2d(X, K):
     return _zeros(X, K).as_subclass(Agreeable)""",
-    "errors_dropped_by_the_session": """kernel = get_ipython().kernel
-class Quiet(type(kernel.session)):
-    def send(self, stream, msg_or_type, content=None, *args, **kwargs):
-        if msg_or_type == "error":
-            return None
-        if isinstance(content, dict) and content.get("status") == "error":
-            content = dict(content, status="ok")
-        return super().send(stream, msg_or_type, content, *args, **kwargs)
-kernel.session.__class__ = Quiet""",
+    "errors_dropped_by_the_session": corpus.QUIET_SESSION,
 }
 
 
