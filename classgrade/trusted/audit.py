@@ -4,8 +4,8 @@ The checks of :mod:`convlab.grading` that say *how* a result was computed (no
 delegation to ``F.conv2d`` or ``convlab``, at most so many torch calls) watch
 the student's code from inside the grading kernel, where the submission runs
 and could switch them off (``sys.setprofile(None)``, ``torch._C.DisableTorchFunction``,
-``torch.ops.aten.convolution``, a patched module...). The ledger
-(:mod:`.ledger`) confirms the values those checks saw, not how they were made.
+``torch.ops.aten.convolution``, a patched module...). The replay
+(:mod:`.replay`) confirms the values the student's functions compute, not how.
 So the grader also reads the submitted code, as text, in its own process. What
 it reads is every line of the submission that can run.
 
@@ -83,7 +83,7 @@ as corr2d``).
 
 Straightforward code, right or wrong, uses none of these. A test cell whose
 points rest on a watched check keeps them only where both readings are clean
-(:func:`classgrade.trusted.worker.apply_ledger`): a delegation found costs those
+(:func:`classgrade.trusted.verdict.apply_verdicts`): a delegation found costs those
 points; an escape withholds them, for the instructor to grade by hand.
 
 >>> import nbformat
