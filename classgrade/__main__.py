@@ -1,4 +1,4 @@
-"""``python -m classgrade ASSIGNMENT SUBMISSIONS --out grading/``: see :mod:`classgrade.trusted.cli`."""
+"""``python -m classgrade [COMMAND] ...`` (``grade`` by default): see :mod:`classgrade.trusted.cli`."""
 import sys
 
 from classgrade.trusted.cli import main

@@ -1,17 +1,27 @@
-"""``python -m classgrade`` (also ``classgrade``): grade a whole class. Runs as the grader.
+"""``python -m classgrade`` (also ``classgrade``): the instructor's commands. Runs as the grader.
 
 Example::
 
-    python -m classgrade cross_correlation submitted/ --out grading/
-    python -m classgrade cross_correlation canvas.zip --regex '...' --db-url postgresql://...
+    python -m classgrade grade cross_correlation submitted/ --out grading/
+    python -m classgrade grade cross_correlation canvas.zip --db-url postgresql://...
+    python -m classgrade cross_correlation submitted/      # ``grade`` may be left out
+
+Each other command lives in a module of its own with a ``main(argv)`` (:data:`COMMANDS`), imported
+only when it runs. An :class:`~.errors.InstructorError` ends any command as one line on stderr and
+exit code :data:`~.errors.EXIT_CODE`.
 """
 import argparse
+import importlib
 import os
 import sys
 
 from .collect import DEFAULT_REGEX
-from .errors import Unavailable
+from .errors import EXIT_CODE, InstructorError
 from .run import grade_class
+
+# command -> (module of classgrade.trusted with main(argv), one line of help); "grade" is below
+COMMANDS = {
+}
 
 NO_SANDBOX = ("classgrade: --no-sandbox: student code ran in your own account, with your "
               "files, network and processes in reach; the report is marked unsandboxed")
@@ -20,7 +30,7 @@ NO_SANDBOX = ("classgrade: --no-sandbox: student code ran in your own account, w
 def parser():
     """The command line's arguments."""
     parser = argparse.ArgumentParser(
-        prog="python -m classgrade",
+        prog="python -m classgrade grade",
         description="Autograde every submission of an nbgrader assignment in parallel, "
                     "isolating broken and hostile submissions, and write grades.csv, "
                     "feedback and a class report.")
@@ -55,20 +65,40 @@ def parser():
     return parser
 
 
+def usage():
+    lines = ["usage: python -m classgrade COMMAND ...", "",
+             "  grade       autograde every submission of an assignment (the default command)"]
+    lines += [f"  {name:<11} {help}" for name, (_, help) in COMMANDS.items()]
+    return "\n".join(lines + ["", "python -m classgrade COMMAND --help: that command's options"])
+
+
 def main(argv=None):
+    """Run one command; its exit code. ``grade`` may be left out (``classgrade ASSIGNMENT SUBMISSIONS``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    command = argv.pop(0) if argv and (argv[0] == "grade" or argv[0] in COMMANDS) else "grade"
+    try:
+        if command == "grade":
+            return grade(argv)
+        return importlib.import_module(f"{__package__}.{COMMANDS[command][0]}").main(argv) or 0
+    except InstructorError as error:
+        print(f"classgrade: {error}", file=sys.stderr)
+        return EXIT_CODE
+
+
+def grade(argv):
+    """``classgrade grade``: grade a class (:func:`.run.grade_class`)."""
     args = parser().parse_args(argv)
     if args.no_sandbox:
         print(NO_SANDBOX, file=sys.stderr)
-    try:
-        result = grade_class(args.course, args.assignment, args.submissions, args.out,
-                             workers=args.workers, timeout=args.timeout, memory=args.memory,
-                             wall=args.wall, db_url=args.db_url, regex=args.regex,
-                             feedback=not args.no_feedback, progress=not args.no_progress,
-                             sandbox=not args.no_sandbox, warm=not args.cold,
-                             scheduler=args.scheduler)
-    except Unavailable as error:   # the sandbox, or the cluster's workers
-        print(error, file=sys.stderr)
-        return 2
+    result = grade_class(args.course, args.assignment, args.submissions, args.out,
+                         workers=args.workers, timeout=args.timeout, memory=args.memory,
+                         wall=args.wall, db_url=args.db_url, regex=args.regex,
+                         feedback=not args.no_feedback, progress=not args.no_progress,
+                         sandbox=not args.no_sandbox, warm=not args.cold,
+                         scheduler=args.scheduler)
     if args.no_sandbox:
         print(NO_SANDBOX, file=sys.stderr)
     print(f"graded {len(result.results)} submissions in {result.wall_seconds:.1f} s; "

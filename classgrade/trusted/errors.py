@@ -1,7 +1,19 @@
-"""Why the grader refuses to start grading: one line for the instructor, with the fix."""
+"""Why the grader stops: one line for the instructor, with the fix, and a non-zero exit.
+
+Every error an instructor can cause (a path, an assignment's name, a database URL or its driver,
+a scheduler, a gradebook in use, a download that holds no submission) is raised as an
+:class:`InstructorError`; the command line prints its message as one line and exits with
+:data:`EXIT_CODE`. Anything else is a bug of the grader and keeps its traceback.
+"""
+
+EXIT_CODE = 2
 
 
-class Unavailable(RuntimeError):
+class InstructorError(RuntimeError):
+    """Something the instructor can fix: the message says what went wrong and what to do."""
+
+
+class Unavailable(InstructorError):
     """Grading cannot start here (the message says why and what to do)."""
 
 
