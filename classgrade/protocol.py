@@ -159,6 +159,7 @@ class Job(Record):
     blank: bool = False                 # grade the blank release instead
     reference: dict | None = None       # the replay's reference: notebook -> grade id -> ReferenceCell as a dict
     record_reference: bool = False      # this job grades the source: record its checks
+    notices: list = dataclasses.field(default_factory=list)  # to the student: how the hand-in was collected
 
     def again(self, **changes):
         """This job with ``changes`` (a retry, a reference run, a Dask task's own paths)."""
