@@ -6,15 +6,16 @@ docstring of that cell); ``expected.json`` names the copied pairs (each a disgui
 names changed, functions reordered, comments, whitespace, loop order, dead code), the honest
 look-alikes (written independently, alike because the exercise is short), the blank
 hand-ins (the release untouched) and the broken ones (an empty file, a file that is not JSON,
-no notebook at all). The test builds the hand-ins from the released notebooks in
-``exercises/`` and runs the command as an instructor would, on nbgrader's ``submitted/``
-layout and on the grader's ``autograded/`` output. No grading runs: fast.
+JSON that is no notebook, no notebook at all). The test builds the hand-ins from the released
+notebooks in ``exercises/`` and runs the command as an instructor would, on nbgrader's
+``submitted/`` layout and on the grader's ``autograded/`` output. No grading runs: fast.
 """
 import contextlib
 import html
 import io
 import itertools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -351,3 +352,21 @@ def test_every_pair_of_the_corpus_compared(reported):
         | set(expected(assignment).get("broken", {}))
     for p in itertools.chain(data["pairs"], data["closest_unflagged"]):
         assert p["a"] in students and p["b"] in students and p["a"] != p["b"]
+
+
+def test_same_report_whatever_the_hash_seed(tmp_path):
+    """copydetect hashes with Python's hash(), seeded anew in each process; with window 1 every
+    k-gram is a fingerprint, so the scores and shared lines do not depend on the seed."""
+    assignment = "shapes_padding_stride"
+    submitted = build(assignment, tmp_path / "submitted")
+    found = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"out{seed}"
+        done = subprocess.run([sys.executable, "-m", "classgrade", "similarity", assignment, str(submitted),
+                               "--out", str(out), "--course", str(ROOT)],
+                              env={**os.environ, "PYTHONHASHSEED": seed},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        data = json.loads((out / "similarity.json").read_text())
+        found.append((data["pairs"], data["closest_unflagged"], data["submissions"]))
+    assert found[0] == found[1] and found[0][0]

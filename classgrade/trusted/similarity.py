@@ -218,12 +218,11 @@ def extract(folder, names):
             notes.append(f"{name} is missing")
             continue
         try:
-            nb = _read(path)
+            cells = solution_sources(_read(path))
         except Exception as exc:  # noqa: BLE001 - any unreadable file is noted alike
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
             notes.append(f"{name} is not a readable notebook ({reason})")
             continue
-        cells = solution_sources(nb)
         if not cells:
             notes.append(f"{name} has no solution cell")
         for grade_id, source in cells:
