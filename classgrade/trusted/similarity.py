@@ -375,7 +375,7 @@ body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }
 table.pairs { border-collapse: collapse; } table.pairs td, table.pairs th { padding: 2px 10px; text-align: left; }
 .pair { border-top: 1px solid #999; margin-top: 2em; }
 .side { display: flex; gap: 1em; } .side > div { flex: 1; min-width: 0; }
-pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 13px; }
+pre { background: #f6f6f6; padding: 0.6em; white-space: pre-wrap; font-size: 13px; }
 mark { background: #f7c6c6; }
 .note { color: #555; }
 """
@@ -404,7 +404,7 @@ def write_html(path, assignment, subs, pairs, settings):
              "pair is not proof of independence: code too short to tell from agreement, or "
              "rewritten beyond renaming and reordering, is not found.</p>"]
     if flag:
-        parts.append("<table class='pairs'><tr><th>score</th><th>pair</th><th>shares</th><th>shared</th></tr>")
+        parts.append("<table class='pairs'><tr><th>score</th><th>pair</th><th>shares</th><th>shared characters</th></tr>")
         for n, p in enumerate(flag, 1):
             parts.append(f"<tr><td>{p.score:.0%}</td><td><a href='#pair{n}'>{e(p.a)} &amp; {e(p.b)}</a></td>"
                          f"<td>{p.share_a:.0%} / {p.share_b:.0%}</td><td>{p.shared}</td></tr>")
@@ -422,7 +422,7 @@ def write_html(path, assignment, subs, pairs, settings):
                      "</div></div>")
     parts.append("<h2>Closest pairs below the thresholds</h2>")
     if near:
-        parts.append("<table class='pairs'><tr><th>score</th><th>pair</th><th>shares</th><th>shared</th></tr>")
+        parts.append("<table class='pairs'><tr><th>score</th><th>pair</th><th>shares</th><th>shared characters</th></tr>")
         for p in near:
             parts.append(f"<tr><td>{p.score:.0%}</td><td>{e(p.a)} &amp; {e(p.b)}</td>"
                          f"<td>{p.share_a:.0%} / {p.share_b:.0%}</td><td>{p.shared}</td></tr>")
