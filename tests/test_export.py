@@ -322,3 +322,31 @@ def test_late_hand_ins_are_penalised_in_the_gradebook_grades_csv_and_canvas(cour
     assert canvas[0] == IDENTITY + ["tiny"] and canvas[1] == [POINTS_POSSIBLE, "", "", "", "", "4.00"]
     assert {row[1]: row[5] for row in canvas[2:]} == {"101": "4.00", "102": "2.40", "103": "", "104": "2.00",
                                                       "105": "", "106": ""}
+
+
+def test_an_unreadable_timestamp_is_named_and_graded_as_on_time(tmp_path):
+    from types import SimpleNamespace
+
+    from classgrade.trusted import worker
+    flags = []
+    paths = SimpleNamespace(dest=tmp_path)
+    (tmp_path / "timestamp.txt").write_text("2026-12-03 01:59:00 UTC\n")
+    worker._check_timestamp(paths, flags)
+    assert flags == [] and (tmp_path / "timestamp.txt").exists()
+    (tmp_path / "timestamp.txt").write_text("late, sorry\n")
+    worker._check_timestamp(paths, flags)
+    assert not (tmp_path / "timestamp.txt").exists()
+    assert flags == ["timestamp.txt is not a date ('late, sorry'): graded as handed in on time"]
+
+
+def test_a_plugin_class_given_as_a_class_reaches_the_grading_processes():
+    """``c.AssignLatePenalties.plugin_class = PercentPerDay`` (a class, not its name) survives the
+    job's JSON config."""
+    import json
+
+    from classgrade.trusted import pipeline
+    config = Config()
+    config.AssignLatePenalties.plugin_class = late.PercentPerDay
+    plain = json.loads(json.dumps(dict(config), default=pipeline._plain_value))
+    assert plain["AssignLatePenalties"]["plugin_class"] == PLUGIN
+    assert isinstance(late.penalty_plugin(plain).plugin_inst, late.PercentPerDay)
