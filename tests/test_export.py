@@ -350,3 +350,13 @@ def test_a_plugin_class_given_as_a_class_reaches_the_grading_processes():
     plain = json.loads(json.dumps(dict(config), default=pipeline._plain_value))
     assert plain["AssignLatePenalties"]["plugin_class"] == PLUGIN
     assert isinstance(late.penalty_plugin(plain).plugin_inst, late.PercentPerDay)
+
+
+def test_the_config_s_due_date_goes_into_the_gradebook_else_the_gradebook_s_stays(tmp_path):
+    url = _gradebook(tmp_path / "gb.db", {"101": (DAY, [1, 1])})
+    assert gradebook.set_duedate(url, "cross_correlation", None) == DUE            # formgrader's stays
+    later = DUE + datetime.timedelta(days=2)
+    assert gradebook.set_duedate(url, "cross_correlation", later) == later       # the config's wins
+    with Gradebook(url) as gb:
+        assert gb.find_assignment("cross_correlation").duedate == later
+        assert gb.find_submission("cross_correlation", "101").total_seconds_late == 0
