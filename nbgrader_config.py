@@ -24,3 +24,15 @@ c.ExecutePreprocessor.timeout = 30
 # A student who deletes a test cell still gets it graded: autograde puts deleted
 # grade cells back from the gradebook (edited ones are always overwritten).
 c.OverwriteCells.add_missing_cells = True
+
+# The late policy (classgrade/trusted/late.py), applied by nbgrader's AssignLatePenalties in
+# `nbgrader autograde` and by `make grade` alike: 10 % of a notebook's score per started day
+# after the due date, at most 50 %. The hand-in's time is timestamp.txt in its submitted/ folder.
+c.AssignLatePenalties.plugin_class = "classgrade.trusted.late.PercentPerDay"
+c.PercentPerDay.percent = 10
+c.PercentPerDay.cap = 50
+# Due dates, in UTC or with a time zone; `make grade` writes them into the gradebook (an
+# assignment not named here keeps the due date set in formgrader or by `nbgrader db assignment add`).
+c.ClassGrade.duedates = {
+    # "cross_correlation": "2026-12-01 23:59:00 UTC",
+}

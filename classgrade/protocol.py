@@ -131,6 +131,7 @@ class NotebookGrades(Record):
     """One notebook's grades: grade id -> cell, comment id -> automatic comment."""
     cells: dict = dataclasses.field(default_factory=dict)
     comments: dict = dataclasses.field(default_factory=dict)
+    late_penalty: float | None = None   # nbgrader's late_submission_penalty (None: on time)
     _nested: ClassVar[dict] = dict(cells=lambda d: {k: CellGrade.from_dict(v) for k, v in d.items()})
 
 
@@ -181,6 +182,8 @@ class Result(Record):
     reference: dict | None = None       # the source's checks (Job.record_reference)
     worker: str | None = None           # the Dask worker that graded it
     kernel_output: str = ""             # the last KERNEL_OUTPUT_KEPT bytes the sandbox wrote to stdout/stderr
+    timestamp: str | None = None        # when it was handed in (timestamp.txt), ISO 8601 UTC
+    seconds_late: float = 0.0           # past the assignment's due date (nbgrader's total_seconds_late)
     _nested: ClassVar[dict] = dict(
         status=Status, notebooks=lambda d: {k: NotebookGrades.from_dict(v) for k, v in d.items()})
 

@@ -21,6 +21,7 @@ from .run import grade_class
 
 # command -> (module of classgrade.trusted with main(argv), one line of help); "grade" is below
 COMMANDS = {
+    "export": ("export", "the gradebook's scores in an LMS's import format (canvas)"),
     "similarity": ("similarity", "pairs of submissions whose own code is unusually alike (HTML, JSON)"),
 }
 

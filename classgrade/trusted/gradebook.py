@@ -2,8 +2,9 @@
 
 Runs as the grader. The assignment is generated once into a template gradebook (each grading
 process grades into a copy) and into the real one; :func:`merge` writes each graded
-submission into the real gradebook from the grader alone (one writer ever touches it);
-:func:`export_csv` writes ``grades.csv`` with nbgrader's exporter.
+submission into the real gradebook from the grader alone (one writer ever touches it), with its
+timestamp and late penalties (:mod:`.late`); :func:`set_duedate` puts the assignment's due date
+in both; :func:`export_csv` writes ``grades.csv`` with nbgrader's exporter.
 """
 import functools
 import shutil
@@ -17,6 +18,7 @@ from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.dbutil import ALEMBIC_DIR
 from nbgrader.plugins.export import CsvExportPlugin
+from nbgrader.utils import parse_utc
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -70,14 +72,28 @@ def generate(course_config, source_dir, assignment, root, db_url, course_id=""):
     return root / "release" / assignment
 
 
+def set_duedate(db_url, assignment, duedate=None, course_id=""):
+    """Write ``duedate`` (naive UTC) into ``assignment`` of the gradebook ``db_url``, unless None;
+    return the due date the gradebook holds now (None: none)."""
+    with Gradebook(db_url, course_id) as gb:
+        row = gb.find_assignment(assignment)
+        if duedate is not None and row.duedate != duedate:
+            row.duedate = duedate
+            gb.db.commit()
+        return row.duedate
+
+
 def merge(gb, assignment, student, result):
-    """Write one graded submission into the real gradebook ``gb`` (the only writer).
+    """Write one graded submission into the real gradebook ``gb`` (the only writer): its cells'
+    scores and comments, its timestamp (that of the graded hand-in: none clears an earlier one)
+    and each notebook's late penalty, as the grading process computed them on the final scores.
 
     One :class:`nbgrader.api.Gradebook` serves the whole run: a new one per submission
     cost ~0.1 CPU s (its engine, schema checks, and SQL compiled again without a cache).
     """
     gb.update_or_create_student(student)
-    gb.update_or_create_submission(assignment, student)
+    submission = gb.update_or_create_submission(assignment, student)
+    submission.timestamp = parse_utc(result.timestamp) if result.timestamp else None
     for nb_name, nb in result.notebooks.items():
         for gid, cell in nb.cells.items():
             grade = gb.find_grade(gid, nb_name, assignment, student)
@@ -86,8 +102,10 @@ def merge(gb, assignment, student, result):
         for cid, text in nb.comments.items():
             comment = gb.find_comment(cid, nb_name, assignment, student)
             comment.auto_comment = text
+        row = gb.find_submission_notebook(nb_name, assignment, student)
+        row.late_submission_penalty = nb.late_penalty
         if result.flags:
-            gb.find_submission_notebook(nb_name, assignment, student).flagged = True
+            row.flagged = True
     gb.db.commit()
 
 

@@ -3,14 +3,16 @@
 Runs as the grader:
 
 1. generate the assignment once into a template sqlite gradebook (and into
-   the real gradebook, sqlite or PostgreSQL, if it is not there yet);
+   the real gradebook, sqlite or PostgreSQL, if it is not there yet), with its due
+   date (``c.ClassGrade.duedates``, or the real gradebook's; :mod:`.late`) in both;
 2. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS
    download run through ``nbgrader zip_collect``; :mod:`.collect`);
 3. grade the assignment's source first, for the replay's reference, then each
    submission in a grading process with its own course folder and gradebook
    (:mod:`.worker`), on this machine (:mod:`.runner`) or on Dask (:mod:`.cluster`);
 4. merge each result into the real gradebook from this process only, so one
-   writer ever touches it; copy autograded notebooks and feedback out, checked;
+   writer ever touches it (with the hand-in's time and its late penalty); copy
+   autograded notebooks and feedback out, checked;
 5. export ``grades.csv`` with nbgrader's CSV exporter and write the report.
 """
 import json
@@ -26,7 +28,7 @@ from tqdm import tqdm   # the console bar: tqdm.auto picks a widget once ipykern
 
 from classgrade.protocol import Job, ReferenceCell, Status
 
-from . import gradebook, jail, report, warmup
+from . import gradebook, jail, late, report, warmup
 from . import worker  # noqa: F401 - imported once, before the grading processes are forked
 from .collect import collect
 from .runner import Runner
@@ -51,6 +53,8 @@ class ClassRun:
         # the assignment -> course foreign key that sqlite ignores, so name a course there
         self.course_id = self.config.CourseDirectory.get("course_id", "") or (
             "" if self.db_url.startswith("sqlite") else "default_course")
+        self.duedate = late.configured_duedate(self.config, settings.assignment)   # refused early if invalid
+        late.penalty_plugin(self.config)
         self.result = report.ClassResult(out=self.out, db_url=self.db_url,
                                          sandbox="bwrap" if settings.sandbox else "none (--no-sandbox)")
         self.tmp = None
@@ -71,6 +75,9 @@ class ClassRun:
         # ("Cannot add or remove cells ... because there are submissions") before anything is graded
         gradebook.generate(self.config, self.source_dir, self.settings.assignment, self.tmp / "main",
                            self.db_url, self.course_id)
+        # the config's due date, or the one set in formgrader: the grading processes' too
+        due = gradebook.set_duedate(self.db_url, self.settings.assignment, self.duedate, self.course_id)
+        gradebook.set_duedate(f"sqlite:///{self.template_db}", self.settings.assignment, due)
         # plain dicts, not nbformat's nodes: a Dask worker would import nbformat (~1.5 s) to unpickle them
         self.release = {p.name: json.loads(json.dumps(nbformat.read(str(p), as_version=4)))
                         for p in sorted(release_dir.glob("*.ipynb"))}
@@ -84,7 +91,7 @@ class ClassRun:
         self.common = Job(student="", assignment=s.assignment, work="", template_db=str(self.template_db),
                           source_dir=str(self.source_dir), release=self.release, sandbox=s.sandbox,
                           zygote=zygote and zygote.path, timeout=s.timeout, memory_bytes=s.memory_bytes,
-                          feedback=s.feedback, wall=s.wall, config=json.loads(json.dumps(plain, default=str)))
+                          feedback=s.feedback, wall=s.wall, config=json.loads(json.dumps(plain, default=_plain_value)))
         return [self.common.again(student=student, submission_dir=str(folder), work=str(self.tmp / "work" / str(i)))
                 for i, (student, folder) in enumerate(students.items())]
 
@@ -147,6 +154,11 @@ class ClassRun:
         self.result.write_json(self.out / "results.json")
         report.write_report(self.result, self.settings.assignment, self.out)
         return self.result
+
+
+def _plain_value(value):
+    """A config value as JSON: a class (``c.AssignLatePenalties.plugin_class = PercentPerDay``) by its import name."""
+    return f"{value.__module__}.{value.__qualname__}" if isinstance(value, type) else str(value)
 
 
 def _reference_of(res):

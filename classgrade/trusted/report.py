@@ -15,6 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .late import describe as describe_late
+
 
 @dataclass
 class ClassResult:
@@ -71,6 +73,12 @@ def totals(results):
     return out
 
 
+def lateness(results):
+    """[(student, seconds late, late penalty)] of the submissions handed in after the due date."""
+    return [(student, res.seconds_late, sum(nb.late_penalty or 0.0 for nb in res.notebooks.values()))
+            for student, res in sorted(results.items()) if res.seconds_late > 0]
+
+
 def manual_pending(results):
     """(cells awaiting manual grading, their points per submission) - written answers."""
     cells = {(nb_name, gid): cell.max_score for res in results.values()
@@ -110,7 +118,7 @@ def write_report(result, assignment, out):
     pending, pending_points = manual_pending(result.results)
     summary = dict(
         rates=failure_rates(result.results), attention=result.needs_attention, tot=tot, maximum=maximum,
-        mean=sum(scores) / len(scores) if scores else 0.0,
+        late=lateness(result.results), mean=sum(scores) / len(scores) if scores else 0.0,
         median=statistics.median(scores) if scores else 0.0,
         manual=(f" {pending} answers ({pending_points:g} points per submission) await grading by hand "
                 "in formgrader; they are not in these scores." if pending else ""))
@@ -118,7 +126,7 @@ def write_report(result, assignment, out):
     (out / "report.html").write_text(_html(result, assignment, **summary))
 
 
-def _markdown(result, assignment, *, rates, attention, tot, maximum, mean, median, manual):
+def _markdown(result, assignment, *, rates, attention, tot, maximum, mean, median, manual, late):
     md = [f"# Class report: {assignment}", "",
           f"{len(result.results)} submissions graded in {result.wall_seconds:.0f} s; "
           f"automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}. "
@@ -136,11 +144,15 @@ def _markdown(result, assignment, *, rates, attention, tot, maximum, mean, media
         md += [f"  - {flag}" for flag in flags]
     if not attention:
         md.append("Nothing: every submission was graded normally.")
+    if late:
+        md += ["", f"## Handed in late ({len(late)})", "", "| student | late by | penalty (points) |",
+               "|---|---|---:|"]
+        md += [f"| {s} | {describe_late(sec)} | {p:g} |" for s, sec, p in late]
     return "\n".join(md) + "\n"
 
 
 
-def _html(result, assignment, *, rates, attention, tot, maximum, mean, median, manual):
+def _html(result, assignment, *, rates, attention, tot, maximum, mean, median, manual, late):
     e = html.escape
     rows = "".join(
         f"<tr><td>{e(nb)}</td><td><code>{e(gid)}</code></td><td>{pts:g}</td>"
@@ -148,6 +160,9 @@ def _html(result, assignment, *, rates, attention, tot, maximum, mean, median, m
     items = "".join(
         f"<li><b>{e(s)}</b><ul>" + "".join(f"<li>{e(x)}</li>" for x in flags) + "</ul></li>"
         for s, flags in attention.items()) or "<li>Nothing: every submission was graded normally.</li>"
+    late_rows = "".join(f"<tr><td>{e(s)}</td><td>{describe_late(sec)}</td><td>{p:g}</td></tr>" for s, sec, p in late)
+    late_table = (f"<h2>Handed in late ({len(late)})</h2><table><tr><th>student</th><th>late by</th>"
+                  f"<th>penalty (points)</th></tr>{late_rows}</table>" if late else "")
     scores_rows = "".join(f"<tr><td>{e(s)}</td><td>{sc:g}</td><td>{m:g}</td></tr>"
                           for s, (sc, m) in sorted(tot.items()))
     return f"""<!doctype html>
@@ -162,7 +177,7 @@ automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}.{e(manual)}<
 <img src="score_distribution.png" alt="score distribution">
 <h2>Tests students fail most</h2>
 <table><tr><th>notebook</th><th>test</th><th>points</th><th>failed</th><th>rate</th></tr>{rows}</table>
-<h2>Needs manual attention ({len(attention)})</h2><ul>{items}</ul>
+<h2>Needs manual attention ({len(attention)})</h2><ul>{items}</ul>{late_table}
 <h2>Scores</h2><table><tr><th>student</th><th>score</th><th>of</th></tr>{scores_rows}</table>
 </body></html>
 """

@@ -8,7 +8,8 @@ nbgrader's own ``Autograde`` does the grading (so grades are nbgrader's; the out
 holds are bounded, :mod:`.bounded`), then :func:`classgrade.trusted.notebooks.apply_integrity`
 removes the points of tests that ran under a monkeypatch, :mod:`.verdict` those that a replay
 of the submission's own functions does not confirm or whose function's source does not
-(:mod:`.audit`), and ``generate_feedback`` writes the feedback. What the sandbox
+(:mod:`.audit`), the late penalty is computed again on the final scores (:mod:`.late`), and
+``generate_feedback`` writes the feedback. What the sandbox
 wrote to its stdout and stderr is in the result, bounded (:func:`kernel_output`). Nothing
 here writes to the real gradebook: the parent merges. :func:`grade_one` takes a
 :class:`~classgrade.protocol.Job` and returns a :class:`~classgrade.protocol.Result`.
@@ -28,6 +29,7 @@ from nbgrader.api import Gradebook
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbgrader.utils import parse_utc
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from traitlets.config import Config
@@ -35,7 +37,7 @@ from traitlets.config import Config
 from classgrade.protocol import (BASELINE, KERNEL_LOG, KERNEL_OPTIONS, KERNEL_OUTPUT, KERNEL_OUTPUT_KEPT, KERNEL_PREIMPORT,
                                  CellGrade, KernelOptions, NotebookGrades, Result, Status, read_kernel_log)
 
-from . import jail, verdict
+from . import jail, late, verdict
 from .bounded import autograde_preprocessors
 from .kernels import KernelManager
 from .notebooks import apply_integrity, sanitize, scan_outputs
@@ -105,7 +107,7 @@ def read_grades(gradebook, assignment, student):
                 score=grade.score, needs_manual_grade=bool(grade.needs_manual_grade),
                 cell_type=grade.cell.cell_type) for grade in nb.grades}
             comments = {c.name: c.auto_comment for c in nb.comments if c.auto_comment}
-            out[nb.name] = NotebookGrades(cells=cells, comments=comments)
+            out[nb.name] = NotebookGrades(cells=cells, comments=comments, late_penalty=nb.late_submission_penalty)
     return out
 
 
@@ -261,6 +263,31 @@ def _confirm(job, paths, out):
     out.autograded = str(graded_dir)
 
 
+def _check_timestamp(paths, flags):
+    """A ``timestamp.txt`` nbgrader cannot read would fail the whole autograde: grade the
+    submission as on time instead, and say so."""
+    path = paths.dest / "timestamp.txt"
+    if path.is_file():
+        text = path.read_text(errors="replace").strip()[:100]
+        try:
+            if text:
+                parse_utc(text)
+        except (ValueError, OverflowError):
+            path.unlink()
+            flags.append(f"timestamp.txt is not a date ({text!r}): graded as handed in on time")
+
+
+def _late(job, paths, out):
+    """nbgrader's late penalty again, on the scores after the verdicts (nbgrader's own ran before
+    them), so that the feedback and the gradebook show the same; the hand-in's time in ``out``."""
+    penalties = late.penalty_plugin(job.config)
+    with Gradebook(paths.db) as gb:
+        late.assign_penalties(gb, job.assignment, job.student, penalties)
+        submission = gb.find_submission(job.assignment, job.student)
+        out.timestamp = submission.timestamp.isoformat() if submission.timestamp else None
+        out.seconds_late = submission.total_seconds_late
+
+
 def _feedback(job, paths, api, out):
     if job.feedback:
         fb = api.generate_feedback(job.assignment, job.student, force=True)
@@ -278,6 +305,7 @@ def grade_one(job):
     flags += [f"left out of the submission: {line}" for line in skipped]
     _environment(paths)
     _sanitize_all(job, paths, flags)
+    _check_timestamp(paths, flags)
     api = _nbgrader(job, paths)
     t1 = time.monotonic()
     result, log = _autograde(job, paths, api, flags)
@@ -288,6 +316,7 @@ def grade_one(job):
         out.status, out.error = _failure(result)
     else:
         _confirm(job, paths, out)
+        _late(job, paths, out)
         t3 = time.monotonic()
         _feedback(job, paths, api, out)
         out.timings.update(verdicts=t3 - t2, feedback=time.monotonic() - t3)   # verdicts: the replay in it
