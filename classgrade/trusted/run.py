@@ -11,6 +11,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from . import preflight
+from .errors import BadValue
 from .zygote_handle import Zygote
 
 
@@ -60,9 +62,9 @@ def parse_bytes(text):
         size = float(digits[:-1] if scale > 1 else digits)
     except ValueError:
         size = -1
-    if size < 0:
-        raise ValueError(f"memory must be a number of bytes, optionally with K, M, G or T "
-                         f"(e.g. 4G or 512M), or 0 for no limit; got {text!r}")
+    if not 0 <= size < float("inf"):   # also NaN
+        raise BadValue(f"memory must be a number of bytes, optionally with K, M, G or T "
+                       f"(e.g. 4G or 512M), or 0 for no limit; got {text!r}")
     return int(size * scale)
 
 
@@ -107,18 +109,22 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     """
     started = time.monotonic()
     settings = Settings(course=course, assignment=assignment, submissions=submissions, out=out,
-                        workers=max(1, int(workers or os.cpu_count() or 1)), timeout=timeout,
+                        workers=(os.cpu_count() or 1) if workers is None else workers, timeout=timeout,
                         memory_bytes=parse_bytes(memory), wall=wall, db_url=db_url, regex=regex,
                         feedback=feedback, progress=progress, keep_work=keep_work, sandbox=sandbox,
                         warm=warm, scheduler=scheduler)
-    _interpreter_first_on_path()
-    kernels = start_kernels(settings)
+    lock = preflight.check(settings)   # one line and no grading if anything is wrong; the output folder's lock
     try:
-        # The one place where start-up order sets where classgrade imports (tests/test_layout.py
-        # allows it): the pipeline's modules (nbformat, nbgrader, jupyter_client, matplotlib:
-        # ~1 s of CPU) are imported after the zygote has started, so that its imports (torch,
-        # ipykernel: ~2 s) run alongside ours on another core instead of after them.
-        from . import pipeline
-        return pipeline.grade(settings, kernels, started)
+        _interpreter_first_on_path()
+        kernels = start_kernels(settings)
+        try:
+            # The one place where start-up order sets where classgrade imports (tests/test_layout.py
+            # allows it): the pipeline's modules (nbformat, nbgrader, jupyter_client, matplotlib:
+            # ~1 s of CPU) are imported after the zygote has started, so that its imports (torch,
+            # ipykernel: ~2 s) run alongside ours on another core instead of after them.
+            from . import pipeline
+            return pipeline.grade(settings, kernels, started)
+        finally:
+            kernels.close()
     finally:
-        kernels.close()
+        lock.close()
