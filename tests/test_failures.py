@@ -302,14 +302,32 @@ def test_a_postgresql_gradebook_in_use_is_refused(postgres, place, tmp_path, cap
     assert tables == 0   # nothing created
 
 
+# Appended to the course's nbgrader_config.py for the race: a run reads it once before its kernels
+# start and again just before it locks and creates the gradebook; there, each run waits until the
+# same instant, so that both then create the gradebook at once (the race the lock prevents)
+BARRIER = """
+import builtins, time
+builtins.classgrade_config_reads = getattr(builtins, "classgrade_config_reads", 0) + 1
+if builtins.classgrade_config_reads >= 2:
+    time.sleep(max(0.0, {at!r} - time.time()))
+"""
+
+
+@pytest.mark.grading
 def test_two_runs_at_once_on_a_new_postgresql_gradebook(postgres, place, tmp_path):
-    """Both start together on an empty database (the race that ended in a UniqueViolation):
-    each grades, or refuses in one line; at least one grades; the gradebook holds the class."""
+    """Both come to the empty database at the same instant (the race that ended in a
+    UniqueViolation): each grades, or refuses in one line; at least one grades; the gradebook
+    holds the class; the lock is released with the run."""
     import psycopg
     url = postgres.rsplit("/", 1)[0] + "/race"
     with psycopg.connect(postgres, autocommit=True) as conn:
         conn.execute("CREATE DATABASE race")
-    procs = [subprocess.Popen([sys.executable, "-m", "classgrade", *argv(place, tmp_path / f"out{i}", "--db-url", url)],
+    course = tmp_path / "course"
+    shutil.copytree(place / "course", course)
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(BARRIER.format(at=time.time() + 20))
+    procs = [subprocess.Popen([sys.executable, "-m", "classgrade",
+                               *[a for a in argv(place, tmp_path / f"out{i}", "--db-url", url, course=course) if a != "--cold"]],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
              for i in range(2)]
     done = [(p.wait(timeout=600), *p.communicate()) for p in procs]
@@ -322,5 +340,17 @@ def test_two_runs_at_once_on_a_new_postgresql_gradebook(postgres, place, tmp_pat
     with psycopg.connect(url, autocommit=True) as conn:
         students = {row[0] for row in conn.execute("SELECT student_id FROM submitted_assignment")}
         assert students == {"correct", "partial"}
-        # the lock was released with the run's connection
         assert conn.execute("SELECT pg_try_advisory_lock(%s, %s)", database.LOCK_KEYS).fetchone()[0]
+
+
+    # the source's test cells changed after grading: nbgrader refuses, in one line, before grading
+    notebook = course / "solutions" / "tiny" / "tiny.ipynb"
+    notebook.write_text(notebook.read_text().replace('"grade_id": "test_double"', '"grade_id": "test_twice"'))
+    (course / "nbgrader_config.py").write_text((place / "course" / "nbgrader_config.py").read_text())
+    again = subprocess.run([sys.executable, "-m", "classgrade", *argv(place, tmp_path / "again", "--db-url", url,
+                                                                     course=course)],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert again.returncode == EXIT_CODE, again.stderr
+    one_line(again.stderr, "source changed its test cells", "Cannot add or remove cells",
+             "grade into a new gradebook")
+    assert not (tmp_path / "again" / "autograded").exists()
