@@ -162,6 +162,8 @@ CASES = {
     "db url sqlite folder missing": (lambda p, t: argv(p, t / "out", "--db-url", f"sqlite:///{t}/no/such/gb.db"),
                                      ["cannot write in", "no/such"]),
     "db url sqlite a folder": (lambda p, t: argv(p, t / "out", "--db-url", f"sqlite:///{t}"), ["is not a file"]),
+    "scheduler not an address": (lambda p, t: argv(p, t / "out", "--scheduler", "head"),
+                                 ["--scheduler head: not a scheduler's address", "tcp://HOST:PORT"]),
     "postgresql unreachable": (
         lambda p, t: argv(p, t / "out", "--db-url", f"postgresql://teacher:{PASSWORD}@127.0.0.1:{_closed_port()}/gb"),
         ["cannot reach the PostgreSQL server", "teacher:***@127.0.0.1", "Connection refused", "host and port"]),

@@ -205,6 +205,9 @@ class Cluster:
             self.client = Client(address, timeout=f"{CONNECT_TIMEOUT}s")
         except (OSError, ValueError, TypeError) as error:   # unreachable, or not an address
             why = " ".join(str(error).split())[:200] or type(error).__name__
+            if not isinstance(error, OSError):
+                raise ClusterUnavailable(f"--scheduler {address}: not a scheduler's address ({why}); give "
+                                         "it as tcp://HOST:PORT, e.g. tcp://head:8786") from None
             raise ClusterUnavailable(f"cannot reach the Dask scheduler at --scheduler {address} within "
                                      f"{CONNECT_TIMEOUT} s ({why}); start it (dask scheduler), or give its "
                                      "address, e.g. tcp://head:8786") from None
