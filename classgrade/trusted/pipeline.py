@@ -2,6 +2,7 @@
 
 Runs as the grader:
 
+0. check the gradebook's database and lock it for the run (:mod:`.database`);
 1. generate the assignment once into a template sqlite gradebook (and into
    the real gradebook, sqlite or PostgreSQL, if it is not there yet);
 2. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS

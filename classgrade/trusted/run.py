@@ -1,8 +1,9 @@
 """Grade a whole class: :func:`grade_class`, what ``python -m classgrade`` runs.
 
-Runs as the grader. It starts the warm kernels' zygote (or connects to the Dask scheduler,
-whose workers start theirs) first, then imports and runs the steps of
-:mod:`.pipeline`: see there for what a run does.
+Runs as the grader. It checks the options, paths and course and locks the output folder
+(:mod:`.preflight`: a mistake ends the run there, in one line), starts the warm kernels'
+zygote (or connects to the Dask scheduler, whose workers start theirs), then imports and
+runs the steps of :mod:`.pipeline`: see there for what a run does.
 """
 import os
 import shutil
@@ -106,6 +107,11 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     torch once (:mod:`classgrade.trusted.zygote`), not new interpreters.
     ``scheduler``: the address of a Dask scheduler whose workers grade the
     submissions (:mod:`classgrade.trusted.cluster`); ``workers`` is then unused.
+
+    A mistake of the caller's (a path, the assignment's name, an option's value, the database,
+    the scheduler, an output folder or gradebook another run holds) raises
+    :class:`~classgrade.trusted.errors.InstructorError` before anything is graded
+    (:mod:`.preflight`, :mod:`.database`).
     """
     started = time.monotonic()
     settings = Settings(course=course, assignment=assignment, submissions=submissions, out=out,
