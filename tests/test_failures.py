@@ -71,7 +71,7 @@ def one_line(stderr, *words, secret=PASSWORD):
     return lines[0]
 
 
-# ---- the table: (case, how to make its argv from (place, tmp), the words of its message) ----
+# ---- the table: case -> (its argv from (place, tmp), the exit code, the words of its one line) ----
 
 def _bad_zip(place, tmp):
     (tmp / "canvas.zip").write_bytes(b"PK\x03\x04 this is not a zip file")
@@ -106,75 +106,75 @@ def _file_as_out(place, tmp):
 
 CASES = {
     "submissions missing": (lambda p, t: argv(p, t / "out", submissions=t / "nothing-here"),
-                            ["submissions", "nothing-here", "no such file or folder"]),
-    "submissions a file that is not a zip": (_bad_zip, ["canvas.zip", "neither a folder nor a readable zip file"]),
-    "submissions a text file": (_text_file, ["grades.txt", "neither a folder nor a readable zip file"]),
-    "submissions a damaged zip": (_damaged_zip, ["the zip file is damaged", "alice_1_2_tiny.ipynb", "download it again"]),
+                            EXIT_CODE, ["submissions", "nothing-here", "no such file or folder"]),
+    "submissions a file that is not a zip": (_bad_zip, EXIT_CODE, ["canvas.zip", "neither a folder nor a readable zip file"]),
+    "submissions a text file": (_text_file, EXIT_CODE, ["grades.txt", "neither a folder nor a readable zip file"]),
+    "submissions a damaged zip": (_damaged_zip, EXIT_CODE, ["the zip file is damaged", "alice_1_2_tiny.ipynb", "download it again"]),
     "submissions a device": (lambda p, t: argv(p, t / "out", submissions="/dev/null"),
-                             ["/dev/null", "neither a folder nor a zip file"]),
+                             EXIT_CODE, ["/dev/null", "neither a folder nor a zip file"]),
     "assignment unknown": (lambda p, t: argv(p, t / "out", assignment="cross_corelation"),
-                           ["no assignment 'cross_corelation'", "its assignments: tiny"]),
+                           EXIT_CODE, ["no assignment 'cross_corelation'", "its assignments: tiny"]),
     "assignment a path": (lambda p, t: argv(p, t / "out", assignment="../course"),
-                          ["no assignment '../course'", "its assignments: tiny"]),
+                          EXIT_CODE, ["no assignment '../course'", "its assignments: tiny"]),
     "assignment without notebooks": (
         lambda p, t: _course_copy(p, t, lambda c: [f.unlink() for f in (c / "solutions" / "tiny").glob("*.ipynb")]),
-        ["source of assignment 'tiny'", "holds no notebook"]),
+        EXIT_CODE, ["source of assignment 'tiny'", "holds no notebook"]),
     "course folder missing": (lambda p, t: argv(p, t / "out", course=t / "no-course"),
-                              ["course folder", "no such folder", "nbgrader_config.py"]),
+                              EXIT_CODE, ["course folder", "no such folder", "nbgrader_config.py"]),
     "course without nbgrader_config.py": (lambda p, t: _course_copy(p, t, lambda c: (c / "nbgrader_config.py").unlink()),
-                                          ["holds no nbgrader_config.py", "--course"]),
+                                          EXIT_CODE, ["holds no nbgrader_config.py", "--course"]),
     "course config broken": (
         lambda p, t: _course_copy(p, t, lambda c: (c / "nbgrader_config.py").write_text("c = get_config(\n")),
-        ["nbgrader_config.py cannot be read", "SyntaxError", "correct it"]),
+        EXIT_CODE, ["nbgrader_config.py cannot be read", "SyntaxError", "correct it"]),
     "course without its source folder": (
         lambda p, t: _course_copy(p, t, lambda c: shutil.rmtree(c / "solutions")),
-        ["source folder", "solutions", "does not exist"]),
-    "out a file": (_file_as_out, ["--out", "a file, not a folder"]),
+        EXIT_CODE, ["source folder", "solutions", "does not exist"]),
+    "out a file": (_file_as_out, EXIT_CODE, ["--out", "a file, not a folder"]),
     "out inside a file": (lambda p, t: (t.joinpath("f").write_text(""), argv(p, t / "f" / "out"))[1],
-                          ["--out", "cannot write there", "Not a directory"]),
-    "workers 0": (lambda p, t: argv(p, t / "out") + ["--workers", "0"], ["--workers 0", "greater than 0"]),
-    "workers negative": (lambda p, t: argv(p, t / "out") + ["--workers", "-2"], ["--workers -2", "greater than 0"]),
-    "workers not a number": (lambda p, t: argv(p, t / "out") + ["--workers", "two"], ["--workers", "'two'", "--help"]),
-    "timeout -1": (lambda p, t: argv(p, t / "out") + ["--timeout", "-1"], ["--timeout -1", "greater than 0"]),
-    "timeout 0": (lambda p, t: argv(p, t / "out") + ["--timeout", "0"], ["--timeout 0", "greater than 0"]),
-    "wall 0": (lambda p, t: argv(p, t / "out") + ["--wall", "0"], ["--wall 0", "greater than 0"]),
-    "memory abc": (lambda p, t: argv(p, t / "out") + ["--memory", "abc"], ["memory must be a number of bytes", "'abc'"]),
-    "memory negative": (lambda p, t: argv(p, t / "out") + ["--memory=-1G"], ["memory must be", "'-1G'"]),
-    "memory nan": (lambda p, t: argv(p, t / "out") + ["--memory", "nan"], ["memory must be", "'nan'"]),
-    "unknown option": (lambda p, t: argv(p, t / "out") + ["--wrokers", "2"], ["unrecognized arguments: --wrokers", "--help"]),
-    "db url not a URL": (lambda p, t: argv(p, t / "out", "--db-url", "gradebook"), ["--db-url gradebook", "not a database URL"]),
+                          EXIT_CODE, ["--out", "cannot write there", "Not a directory"]),
+    "workers 0": (lambda p, t: argv(p, t / "out") + ["--workers", "0"], EXIT_CODE, ["--workers 0", "greater than 0"]),
+    "workers negative": (lambda p, t: argv(p, t / "out") + ["--workers", "-2"], EXIT_CODE, ["--workers -2", "greater than 0"]),
+    "workers not a number": (lambda p, t: argv(p, t / "out") + ["--workers", "two"], EXIT_CODE, ["--workers", "'two'", "--help"]),
+    "timeout -1": (lambda p, t: argv(p, t / "out") + ["--timeout", "-1"], EXIT_CODE, ["--timeout -1", "greater than 0"]),
+    "timeout 0": (lambda p, t: argv(p, t / "out") + ["--timeout", "0"], EXIT_CODE, ["--timeout 0", "greater than 0"]),
+    "wall 0": (lambda p, t: argv(p, t / "out") + ["--wall", "0"], EXIT_CODE, ["--wall 0", "greater than 0"]),
+    "memory abc": (lambda p, t: argv(p, t / "out") + ["--memory", "abc"], EXIT_CODE, ["memory must be a number of bytes", "'abc'"]),
+    "memory negative": (lambda p, t: argv(p, t / "out") + ["--memory=-1G"], EXIT_CODE, ["memory must be", "'-1G'"]),
+    "memory nan": (lambda p, t: argv(p, t / "out") + ["--memory", "nan"], EXIT_CODE, ["memory must be", "'nan'"]),
+    "unknown option": (lambda p, t: argv(p, t / "out") + ["--wrokers", "2"], EXIT_CODE, ["unrecognized arguments: --wrokers", "--help"]),
+    "db url not a URL": (lambda p, t: argv(p, t / "out", "--db-url", "gradebook"), EXIT_CODE, ["--db-url gradebook", "not a database URL"]),
     "db url port not a number": (
         lambda p, t: argv(p, t / "out", "--db-url", f"postgresql://teacher:{PASSWORD}@localhost:54x/gb"),
-        ["not a database URL", "port is not a number", "teacher:***@"]),
+        EXIT_CODE, ["not a database URL", "port is not a number", "teacher:***@"]),
     "db url postgres://": (lambda p, t: argv(p, t / "out", "--db-url", f"postgres://teacher:{PASSWORD}@h/gb"),
-                           ["write postgresql://, not postgres://"]),
+                           EXIT_CODE, ["write postgresql://, not postgres://"]),
     "db url mysql": (lambda p, t: argv(p, t / "out", "--db-url", f"mysql://teacher:{PASSWORD}@h/gb"),
-                     ["a mysql gradebook is not supported", "postgresql://"]),
+                     EXIT_CODE, ["a mysql gradebook is not supported", "postgresql://"]),
     "db url async driver": (lambda p, t: argv(p, t / "out", "--db-url", "postgresql+asyncpg://h/gb"),
-                            ["the driver asyncpg is not supported", "postgresql://"]),
+                            EXIT_CODE, ["the driver asyncpg is not supported", "postgresql://"]),
     "db url unknown driver": (lambda p, t: argv(p, t / "out", "--db-url", "postgresql+nodriver://h/gb"),
-                              ["the driver nodriver is not supported"]),
+                              EXIT_CODE, ["the driver nodriver is not supported"]),
     "db url @ in password": (lambda p, t: argv(p, t / "out", "--db-url", f"postgresql://teacher:{PASSWORD}@x@h/gb"),
-                             ["teacher:***@h/gb", "an @ in the password", "%40"]),
+                             EXIT_CODE, ["teacher:***@h/gb", "an @ in the password", "%40"]),
     "db url / and @ in password": (lambda p, t: argv(p, t / "out", "--db-url", f"postgresql://teacher:a/{PASSWORD}@h/gb"),
-                                   ["teacher:***@h/gb"]),
-    "db url sqlite in memory": (lambda p, t: argv(p, t / "out", "--db-url", "sqlite://"), ["in-memory", "give a file"]),
+                                   EXIT_CODE, ["teacher:***@h/gb"]),
+    "db url sqlite in memory": (lambda p, t: argv(p, t / "out", "--db-url", "sqlite://"), EXIT_CODE, ["in-memory", "give a file"]),
     "db url sqlite folder missing": (lambda p, t: argv(p, t / "out", "--db-url", f"sqlite:///{t}/no/such/gb.db"),
-                                     ["cannot write in", "no/such"]),
-    "db url sqlite a folder": (lambda p, t: argv(p, t / "out", "--db-url", f"sqlite:///{t}"), ["is not a file"]),
+                                     EXIT_CODE, ["cannot write in", "no/such"]),
+    "db url sqlite a folder": (lambda p, t: argv(p, t / "out", "--db-url", f"sqlite:///{t}"), EXIT_CODE, ["is not a file"]),
     "scheduler not an address": (lambda p, t: argv(p, t / "out", "--scheduler", "head"),
-                                 ["--scheduler head: not a scheduler's address", "tcp://HOST:PORT"]),
+                                 EXIT_CODE, ["--scheduler head: not a scheduler's address", "tcp://HOST:PORT"]),
     "postgresql unreachable": (
         lambda p, t: argv(p, t / "out", "--db-url", f"postgresql://teacher:{PASSWORD}@127.0.0.1:{_closed_port()}/gb"),
-        ["cannot reach the PostgreSQL server", "teacher:***@127.0.0.1", "Connection refused", "host and port"]),
+        EXIT_CODE, ["cannot reach the PostgreSQL server", "teacher:***@127.0.0.1", "Connection refused", "host and port"]),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_mistake_ends_in_one_line(case, place, tmp_path, capfd):
-    make, words = CASES[case]
+    make, code, words = CASES[case]
     args = make(place, tmp_path)
-    assert classgrade_main(args) == EXIT_CODE
+    assert classgrade_main(args) == code
     captured = capfd.readouterr()
     one_line(captured.err, *words)
     assert captured.out == ""
@@ -276,18 +276,18 @@ def _teacher(url, password, database="gradebook"):
 
 PG_CASES = {
     "password wrong": (lambda url: _teacher(url, PASSWORD + "x"),
-                       ["PostgreSQL refused the login", "password authentication failed", "teacher:***@"]),
+                       EXIT_CODE, ["PostgreSQL refused the login", "password authentication failed", "teacher:***@"]),
     "user unknown": (lambda url: url.replace("postgres@", "nosuchuser@"),
-                     ["PostgreSQL refused the login", "nosuchuser", "user name and password"]),
+                     EXIT_CODE, ["PostgreSQL refused the login", "nosuchuser", "user name and password"]),
     "database missing": (lambda url: _teacher(url, PASSWORD, "nosuchdb"),
-                         ["the database 'nosuchdb'", "does not exist", "createdb nosuchdb", "teacher:***@"]),
+                         EXIT_CODE, ["the database 'nosuchdb'", "does not exist", "createdb nosuchdb", "teacher:***@"]),
 }
 
 
 @pytest.mark.parametrize("case", list(PG_CASES))
 def test_a_postgresql_problem_ends_in_one_line(case, postgres, place, tmp_path, capfd):
-    make, words = PG_CASES[case]
-    assert classgrade_main(argv(place, tmp_path / "out", "--db-url", make(postgres))) == EXIT_CODE
+    make, code, words = PG_CASES[case]
+    assert classgrade_main(argv(place, tmp_path / "out", "--db-url", make(postgres))) == code
     one_line(capfd.readouterr().err, *words)
 
 

@@ -68,7 +68,8 @@ def parser():
                         help="start a new interpreter for each kernel instead of forking one that "
                              "imported torch once (slower; the grades are the same)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="grade on the workers of a running Dask scheduler, e.g. tcp://head:8786 "
+                        help="grade on the workers of a running Dask scheduler, e.g. tcp://head:8786; "
+                             "the run stops if it does not answer within 10 s "
                              "(default: on this machine, --workers at a time)")
     return parser
 
