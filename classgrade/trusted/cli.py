@@ -29,9 +29,17 @@ NO_SANDBOX = ("classgrade: --no-sandbox: student code ran in your own account, w
               "files, network and processes in reach; the report is marked unsandboxed")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors (an unknown option, a value not a number) end the command
+    as one line, as every :class:`~.errors.InstructorError` does, instead of usage and a line."""
+
+    def error(self, message):
+        raise InstructorError(f"{message}; {self.prog} --help lists the options")
+
+
 def parser():
     """The command line's arguments."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m classgrade grade",
         description="Autograde every submission of an nbgrader assignment in parallel, "
                     "isolating broken and hostile submissions, and write grades.csv, "
@@ -62,7 +70,8 @@ def parser():
                         help="start a new interpreter for each kernel instead of forking one that "
                              "imported torch once (slower; the grades are the same)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="grade on the workers of a running Dask scheduler, e.g. tcp://head:8786 "
+                        help="grade on the workers of a running Dask scheduler, e.g. tcp://head:8786; "
+                             "the run stops if it does not answer within 10 s "
                              "(default: on this machine, --workers at a time)")
     return parser
 

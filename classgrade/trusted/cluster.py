@@ -15,6 +15,9 @@ A worker that dies takes its running tasks with it; the scheduler gives
 them to another worker (up to ``distributed.scheduler.allowed-failures``
 times), and a submission that no worker could grade is reported as such.
 
+A scheduler that does not answer within :data:`CONNECT_TIMEOUT` (10 s) ends the run before
+anything is graded, in one line (:class:`~classgrade.trusted.errors.ClusterUnavailable`).
+
 The workers need the course environment (convlab, classgrade, nbgrader, torch),
 ``bwrap``, and a non-daemonic worker process, because grading forks: start
 them with ``dask worker ADDRESS --no-nanny`` or with the environment
@@ -52,6 +55,8 @@ _worker_lock = threading.Lock()   # guards this worker process's zygote and stag
 _staged = {}            # digest of a run's assignment bytes -> its folder on this worker
 STAGED_KEPT = 8
 FOLDERS = ("autograded", "feedback")   # a result's folders, returned as tars
+CONNECT_TIMEOUT = 10    # s: a scheduler that does not answer by then ends the run, in one line
+STAGE_TIMEOUT = 60      # s: sending the assignment to every worker
 
 
 def pack(folder):
@@ -196,7 +201,16 @@ class Cluster:
 
     def __init__(self, address, *, sandbox, warm, wall):
         self.warm, self.wall, self.common = warm, wall, None
-        self.client = Client(address, timeout="60s")
+        try:
+            self.client = Client(address, timeout=f"{CONNECT_TIMEOUT}s")
+        except (OSError, ValueError, TypeError) as error:   # unreachable, or not an address
+            why = " ".join(str(error).split())[:200] or type(error).__name__
+            if not isinstance(error, OSError):
+                raise ClusterUnavailable(f"--scheduler {address}: not a scheduler's address ({why}); give "
+                                         "it as tcp://HOST:PORT, e.g. tcp://head:8786") from None
+            raise ClusterUnavailable(f"cannot reach the Dask scheduler at --scheduler {address} within "
+                                     f"{CONNECT_TIMEOUT} s ({why}); start it (dask scheduler), or give its "
+                                     "address, e.g. tcp://head:8786") from None
         try:
             refusals = {w: why for w, why in self.client.run(prepare, sandbox, warm).items() if why}
             if refusals:
@@ -211,7 +225,7 @@ class Cluster:
         with tempfile.TemporaryDirectory(prefix="classgrade-common-") as stage:
             shutil.copy(template_db, Path(stage) / "template.db")
             shutil.copytree(source_dir, Path(stage) / "source")
-            self.common = self.client.scatter(pack(stage), broadcast=True)
+            self.common = self.client.scatter(pack(stage), broadcast=True, timeout=STAGE_TIMEOUT)
 
     def _submit(self, job):
         """Send one job to the cluster: its handed-in files checked and packed here."""

@@ -13,6 +13,14 @@ class InstructorError(RuntimeError):
     """Something the instructor can fix: the message says what went wrong and what to do."""
 
 
+class BadValue(InstructorError, ValueError):
+    """An option's value that is not allowed (the message names it and what is)."""
+
+
+class GradebookInUse(InstructorError):
+    """Another run holds the output folder or the gradebook: this one refuses, it does not wait."""
+
+
 class Unavailable(InstructorError):
     """Grading cannot start here (the message says why and what to do)."""
 

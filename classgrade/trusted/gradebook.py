@@ -22,6 +22,8 @@ from nbgrader.utils import parse_utc
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from .errors import InstructorError
+
 
 def load_course_config(course):
     path = Path(course) / "nbgrader_config.py"
@@ -66,9 +68,13 @@ def generate(course_config, source_dir, assignment, root, db_url, course_id=""):
     result = api.generate_assignment(assignment, force=True, create=True)
     if not result.get("success"):
         log = (result.get("log") or "") + (result.get("error") or "")
-        hint = ("\nThe gradebook holds submissions graded against other test cells; grade into a "
-                "new gradebook (another --out, or --db-url)." if "Cannot add or remove cells" in log else "")
-        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{log}{hint}")
+        refusal = [line for line in log.splitlines() if "Cannot add or remove cells" in line]
+        if refusal:   # the instructor's to fix: one line
+            why = refusal[0].split("Cannot add or remove cells", 1)[1].strip()[:300]
+            raise InstructorError(f"the assignment's source changed its test cells, and nbgrader refuses "
+                                  f"(Cannot add or remove cells {why}): the gradebook holds submissions graded "
+                                  "against the old ones; grade into a new gradebook (another --out, or --db-url)")
+        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{log}")
     return root / "release" / assignment
 
 

@@ -2,6 +2,7 @@
 
 Runs as the grader:
 
+0. check the gradebook's database and lock it for the run (:mod:`.database`);
 1. generate the assignment once into a template sqlite gradebook (and into
    the real gradebook, sqlite or PostgreSQL, if it is not there yet), with its due
    date (``c.ClassGrade.duedates``, or the real gradebook's; :mod:`.late`) in both;
@@ -28,7 +29,7 @@ from tqdm import tqdm   # the console bar: tqdm.auto picks a widget once ipykern
 
 from classgrade.protocol import Job, ReferenceCell, Status
 
-from . import gradebook, jail, late, report, warmup
+from . import database, gradebook, jail, late, report, warmup
 from . import worker  # noqa: F401 - imported once, before the grading processes are forked
 from .collect import collect
 from .runner import Runner
@@ -45,9 +46,6 @@ class ClassRun:
         self.config = gradebook.load_course_config(self.course)
         source_name = self.config.CourseDirectory.get("source_directory", "source")
         self.source_dir = self.course / source_name / settings.assignment
-        if not self.source_dir.is_dir():
-            raise FileNotFoundError(f"no source for assignment {settings.assignment!r}: "
-                                    f"{self.source_dir} does not exist")
         self.db_url = settings.db_url or f"sqlite:///{self.out / 'gradebook.db'}"
         # nbgrader leaves course_id empty and creates no course row for it; PostgreSQL enforces
         # the assignment -> course foreign key that sqlite ignores, so name a course there
@@ -57,14 +55,23 @@ class ClassRun:
         late.penalty_plugin(self.config)
         self.result = report.ClassResult(out=self.out, db_url=self.db_url,
                                          sandbox="bwrap" if settings.sandbox else "none (--no-sandbox)")
-        self.tmp = None
+        self.tmp = self.db_lock = None
 
     def check(self):
-        """Refuse early: a sandbox that cannot start; the output folder; nbgrader's alembic head."""
+        """Refuse early: a sandbox that cannot start; the gradebook's database, which it then
+        holds locked for the run (:mod:`.database`); nbgrader's alembic head. The rest was
+        checked before the kernels started (:mod:`.preflight`)."""
         if self.settings.sandbox and not self.settings.scheduler:   # a cluster's workers check their own
             jail.check()
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.db_lock = database.check(self.settings.db_url, self.settings.assignment)
         gradebook.alembic_head_in_process()
+
+    def close(self):
+        """Release the gradebook's lock; remove the scratch folder (unless kept)."""
+        if self.db_lock is not None:
+            self.db_lock.close()
+        if self.tmp is not None and not self.settings.keep_work:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def generate(self):
         """The template gradebook and the release (and the real gradebook updated); ``release``."""
@@ -192,9 +199,9 @@ def grade(settings, kernels, started):
     ``kernels``: the zygote or the cluster, already starting (:func:`.run.start_kernels`).
     """
     run = ClassRun(settings, kernels)
-    run.check()
-    run.tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
     try:
+        run.check()
+        run.tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
         release_dir = run.generate()
         jobs = run.jobs(collect(settings.submissions, settings.assignment, release_dir, run.tmp, settings.regex))
         # imports (and feedback templates) every grading child needs, once before the forks
@@ -207,5 +214,4 @@ def grade(settings, kernels, started):
         run.grade(dispatch, jobs)
         return run.finish(started)
     finally:
-        if not settings.keep_work:
-            shutil.rmtree(run.tmp, ignore_errors=True)
+        run.close()

@@ -1,8 +1,9 @@
 """Grade a whole class: :func:`grade_class`, what ``python -m classgrade`` runs.
 
-Runs as the grader. It starts the warm kernels' zygote (or connects to the Dask scheduler,
-whose workers start theirs) first, then imports and runs the steps of
-:mod:`.pipeline`: see there for what a run does.
+Runs as the grader. It checks the options, paths and course and locks the output folder
+(:mod:`.preflight`: a mistake ends the run there, in one line), starts the warm kernels'
+zygote (or connects to the Dask scheduler, whose workers start theirs), then imports and
+runs the steps of :mod:`.pipeline`: see there for what a run does.
 """
 import os
 import shutil
@@ -11,6 +12,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from . import preflight
+from .errors import BadValue
 from .zygote_handle import Zygote
 
 
@@ -60,9 +63,9 @@ def parse_bytes(text):
         size = float(digits[:-1] if scale > 1 else digits)
     except ValueError:
         size = -1
-    if size < 0:
-        raise ValueError(f"memory must be a number of bytes, optionally with K, M, G or T "
-                         f"(e.g. 4G or 512M), or 0 for no limit; got {text!r}")
+    if not 0 <= size < float("inf"):   # also NaN
+        raise BadValue(f"memory must be a number of bytes, optionally with K, M, G or T "
+                       f"(e.g. 4G or 512M), or 0 for no limit; got {text!r}")
     return int(size * scale)
 
 
@@ -104,21 +107,30 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
     torch once (:mod:`classgrade.trusted.zygote`), not new interpreters.
     ``scheduler``: the address of a Dask scheduler whose workers grade the
     submissions (:mod:`classgrade.trusted.cluster`); ``workers`` is then unused.
+
+    A mistake of the caller's (a path, the assignment's name, an option's value, the database,
+    the scheduler, an output folder or gradebook another run holds) raises
+    :class:`~classgrade.trusted.errors.InstructorError` before anything is graded
+    (:mod:`.preflight`, :mod:`.database`).
     """
     started = time.monotonic()
     settings = Settings(course=course, assignment=assignment, submissions=submissions, out=out,
-                        workers=max(1, int(workers or os.cpu_count() or 1)), timeout=timeout,
+                        workers=(os.cpu_count() or 1) if workers is None else workers, timeout=timeout,
                         memory_bytes=parse_bytes(memory), wall=wall, db_url=db_url, regex=regex,
                         feedback=feedback, progress=progress, keep_work=keep_work, sandbox=sandbox,
                         warm=warm, scheduler=scheduler)
-    _interpreter_first_on_path()
-    kernels = start_kernels(settings)
+    lock = preflight.check(settings)   # one line and no grading if anything is wrong; the output folder's lock
     try:
-        # The one place where start-up order sets where classgrade imports (tests/test_layout.py
-        # allows it): the pipeline's modules (nbformat, nbgrader, jupyter_client, matplotlib:
-        # ~1 s of CPU) are imported after the zygote has started, so that its imports (torch,
-        # ipykernel: ~2 s) run alongside ours on another core instead of after them.
-        from . import pipeline
-        return pipeline.grade(settings, kernels, started)
+        _interpreter_first_on_path()
+        kernels = start_kernels(settings)
+        try:
+            # The one place where start-up order sets where classgrade imports (tests/test_layout.py
+            # allows it): the pipeline's modules (nbformat, nbgrader, jupyter_client, matplotlib:
+            # ~1 s of CPU) are imported after the zygote has started, so that its imports (torch,
+            # ipykernel: ~2 s) run alongside ours on another core instead of after them.
+            from . import pipeline
+            return pipeline.grade(settings, kernels, started)
+        finally:
+            kernels.close()
     finally:
-        kernels.close()
+        lock.close()
