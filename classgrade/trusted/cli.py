@@ -15,7 +15,7 @@ import importlib
 import os
 import sys
 
-from .collect import DEFAULT_REGEX
+from .canvas import DEFAULT_REGEX
 from .errors import EXIT_CODE, InstructorError
 from .run import grade_class
 

@@ -25,6 +25,7 @@ class ClassResult:
     wall_seconds: float = 0.0
     sandbox: str = "bwrap"                          # or "none (--no-sandbox)"
     unconfirmed: list = field(default_factory=list)  # tests the replay cannot confirm, and why
+    collection: object = None                       # classgrade.trusted.collect.Collection: what was found
 
     @property
     def needs_attention(self):
@@ -33,6 +34,10 @@ class ClassResult:
     def write_json(self, path):
         """``results.json``: every submission's result record (less the cells' hashes)."""
         records = {s: {k: v for k, v in r.to_dict().items() if k != "starts"} for s, r in self.results.items()}
+        if self.collection is not None:   # the files found and graded, late flag, timestamp, name
+            students = self.collection.to_dict()["students"]
+            for s, record in records.items():
+                record["collection"] = students.get(s)
         Path(path).write_text(json.dumps(records, indent=1))
 
 
@@ -136,6 +141,8 @@ def _markdown(result, assignment, *, rates, attention, tot, maximum, mean, media
         md += [f"  - {flag}" for flag in flags]
     if not attention:
         md.append("Nothing: every submission was graded normally.")
+    if result.collection is not None:
+        md += ["", "## Collection", ""] + [f"- {line}" for line in result.collection.report_lines()]
     return "\n".join(md) + "\n"
 
 
@@ -163,6 +170,8 @@ automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}.{e(manual)}<
 <h2>Tests students fail most</h2>
 <table><tr><th>notebook</th><th>test</th><th>points</th><th>failed</th><th>rate</th></tr>{rows}</table>
 <h2>Needs manual attention ({len(attention)})</h2><ul>{items}</ul>
+{"" if result.collection is None else "<h2>Collection</h2><ul>" + "".join(
+    f"<li>{e(line)}</li>" for line in result.collection.report_lines()) + "</ul>"}
 <h2>Scores</h2><table><tr><th>student</th><th>score</th><th>of</th></tr>{scores_rows}</table>
 </body></html>
 """
