@@ -36,7 +36,7 @@ def parser():
                     "feedback and a class report.")
     parser.add_argument("assignment", help="assignment name, e.g. cross_correlation")
     parser.add_argument("submissions", help="nbgrader submitted/ folder (<student>/<assignment>/*.ipynb), "
-                                            "or an LMS download (.zip or folder) for nbgrader zip_collect")
+                                            "or an LMS download (.zip or folder; Canvas's names by default) for nbgrader's zip_collect")
     parser.add_argument("--course", default=".", help="course root with nbgrader_config.py (default: .)")
     parser.add_argument("--out", default="grading", help="output folder (default: grading/)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
