@@ -150,6 +150,7 @@ def test_names_are_utf8_and_the_canvas_user_id_is_the_student_id(kind, tmp_path,
     entries = [("josé garcía_201_1_tiny.ipynb", NB["correct"], NOON),
                ("李雷_202_2_tiny.ipynb", NB["partial"], NOON),
                ("Zoë_O'Brien-Ñúñez_203_3_tiny.ipynb", NB["wrong"], NOON),
+               ("Ame\u0301lie_206_tiny.ipynb", NB["correct"], NOON),     # macOS's é (NFD); no submission id
                # two students of one name: two ids, two students
                ("alice_204_4_tiny.ipynb", NB["correct"], NOON),
                ("alice_205_5_tiny.ipynb", NB["blank"], NOON)]
@@ -160,7 +161,8 @@ def test_names_are_utf8_and_the_canvas_user_id_is_the_student_id(kind, tmp_path,
         assert flagged == (kind == "zip")
     col = gather(path, release, tmp_path)
     assert {s: r.name for s, r in col.records.items()} == {
-        "201": "josé garcía", "202": "李雷", "203": "Zoë_O'Brien-Ñúñez", "204": "alice", "205": "alice"}
+        "201": "josé garcía", "202": "李雷", "203": "Zoë_O'Brien-Ñúñez", "204": "alice", "205": "alice",
+        "206": "Am\u00e9lie"}
     assert graded_bytes(col, "202") == NB["partial"] and graded_bytes(col, "205") == NB["blank"]
     assert col.warnings == ["2 students named 'alice': ids 204, 205 (each graded as their own)"]
     assert any("josé garcía_201_1_tiny.ipynb" in f for f in col.records["201"].files)
@@ -214,7 +216,7 @@ def test_files_not_graded_are_each_named_with_why_and_a_renamed_notebook_is_grad
     assert why(col, "jo_504_6_scratch.ipynb").why.startswith("a notebook named otherwise")
     for stray in ("README.txt", "grades.ipynb"):
         assert why(col, stray).student is None and "names no student" in why(col, stray).why
-    assert why(col, "__MACOSX/._jo_504_5_tiny.ipynb").why == "a hidden file or macOS's __MACOSX metadata: not a hand-in"
+    assert why(col, "__MACOSX/._jo_504_5_tiny.ipynb").why == "a hidden file (or macOS's __MACOSX metadata): not a hand-in"
     assert len(col.not_graded) == 7 and not list(Path(col.students["501"]).iterdir())
     # the renamed notebook is graded as the assignment's, and both the instructor and the student hear it
     renamed = why(col, "hal_502_3_my homework.ipynb")
@@ -263,10 +265,12 @@ def test_nbgrader_s_submitted_folders_keep_their_layout_and_are_told_of_too(tmp_
     submitted = tmp_path / "submitted"
     for student, files in {"ann": {"tiny.ipynb": NB["correct"], "tiny (1).ipynb": NB["wrong"],
                                    "helper.py": b"x = 1\n", "timestamp.txt": b"2026-12-01 10:00:00 UTC"},
-                           "ben": {"homework.ipynb": NB["partial"]},
+                           "ben": {"homework.ipynb": NB["partial"],
+                                   ".ipynb_checkpoints/homework-checkpoint.ipynb": NB["wrong"]},
                            "cy": {}}.items():
         (submitted / student / "tiny").mkdir(parents=True)
         for name, data in files.items():
+            (submitted / student / "tiny" / name).parent.mkdir(parents=True, exist_ok=True)
             (submitted / student / "tiny" / name).write_bytes(data)
     os.utime(submitted / "ann" / "tiny" / "tiny.ipynb", (0, 0))       # older: the exact name still wins
     col = gather(submitted, release, tmp_path)
@@ -277,7 +281,9 @@ def test_nbgrader_s_submitted_folders_keep_their_layout_and_are_told_of_too(tmp_
         "an extra copy of tiny.ipynb: ann/tiny/tiny.ipynb was graded"
     assert why(col, "ann/tiny/helper.py").why.startswith("a .py file")
     assert graded_bytes(col, "ben") == NB["partial"] and col.students["ben"] != submitted / "ben" / "tiny"
-    assert col.notices("ben")[0].startswith("Your notebook homework.ipynb was graded as tiny.ipynb")
+    assert col.notices("ben") == ["Your notebook homework.ipynb was graded as tiny.ipynb, the assignment's "
+                                  "notebook, since no file of that name was handed in."]
+    assert why(col, "homework-checkpoint.ipynb").why.startswith("a hidden file")
     assert (submitted / "ben" / "tiny" / "homework.ipynb").exists() and \
         not (submitted / "ben" / "tiny" / "tiny.ipynb").exists()      # the instructor's folder untouched
     (tmp_path / "other").mkdir()

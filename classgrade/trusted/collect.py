@@ -12,11 +12,11 @@ this process, with two plugins of nbgrader's kinds, which also work with plain
 --collector=classgrade.trusted.collect.CanvasCollectorPlugin ASSIGNMENT``:
 
 - :class:`CanvasExtractorPlugin` (an ``ExtractorPlugin``) unpacks zips with their names decoded as
-  UTF-8 (Canvas's zips lack the UTF-8 flag: the names zipfile decodes as cp437 are decoded again as
-  UTF-8, or kept with a warning) and each file's time kept as its modification time (the zip
+  UTF-8, in NFC (Canvas's zips lack the UTF-8 flag: the names zipfile decodes as cp437 are decoded
+  again as UTF-8, or kept with a warning) and each file's time kept as its modification time (the zip
   entry's ``date_time``, read as UTC; a folder's files are copied with their own);
 - :class:`CanvasCollectorPlugin` (a ``FileNameCollectorPlugin``) reads Canvas's names,
-  ``<name>_[LATE_]<userid>_<submissionid>_<file>[-<n>].ipynb`` (:data:`DEFAULT_REGEX`, or the
+  ``<name>_[LATE_]<userid>[_<submissionid>]_<file>[-<n>].ipynb`` (:data:`DEFAULT_REGEX`, or the
   instructor's ``--regex``, nbgrader's ``named_regexp``): the student id is Canvas's user id,
   the timestamp the file's time, and the name, the late flag and the resubmission number are kept.
 
@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import shutil
+import unicodedata
 import zipfile
 from pathlib import Path
 
@@ -85,7 +86,11 @@ class CanvasExtractorPlugin(ExtractorPlugin):
             if src.suffix.lower() == ".zip":
                 self.extract_zip(src, dest_dir / src.stem, str(rel))
             elif src.suffix in self.zip_ext:   # a tarball: nbgrader's own unzip
-                unzip(str(src), str(dest_dir), zip_ext=self.zip_ext, create_own_folder=True, tree=True)
+                try:
+                    unzip(str(src), str(dest_dir), zip_ext=self.zip_ext, create_own_folder=True, tree=True)
+                except Exception as exc:  # noqa: BLE001 - setuptools' unpackers raise their own kinds
+                    self.warnings.append(f"{rel}: could not be unpacked ({exc}): nothing in it was collected")
+                    continue
                 for path in _sorted_files(dest_dir / Path(src.stem).stem):
                     self.shown.setdefault(str(path), f"{rel}:{path.relative_to(dest_dir)}")
             else:
@@ -136,10 +141,10 @@ class CanvasExtractorPlugin(ExtractorPlugin):
         """The entry's name: UTF-8 when flagged; otherwise zipfile's cp437 decoding decoded again
         as UTF-8 (what Canvas writes), or, if those bytes are not UTF-8, zipfile's with a warning."""
         if info.flag_bits & UTF8_FLAG:
-            return info.orig_filename
+            return unicodedata.normalize("NFC", info.orig_filename)
         raw = info.orig_filename.encode("cp437")
-        try:
-            return raw.decode("utf-8")
+        try:   # NFC: macOS writes é as e and an accent
+            return unicodedata.normalize("NFC", raw.decode("utf-8"))
         except UnicodeDecodeError:
             self.warnings.append(f"{shown}: the name {info.orig_filename!r} is not UTF-8 and the zip does not say "
                                  "its encoding: kept as zipfile decodes it (cp437); check that student's name")
@@ -166,14 +171,14 @@ class CanvasCollectorPlugin(FileNameCollectorPlugin):
         """What the name of ``path`` says (``None``: not a submission's name); a file that is not
         a notebook is read as if it were one, to find whose it is."""
         path = str(path)
-        if _hidden(path):
+        if os.path.basename(path).startswith(".") or "__MACOSX" in Path(path).parts:
             return None
         stem, ext = os.path.splitext(path)
         name = path if ext in self.valid_ext else stem + self.valid_ext[0]
         match = re.match(self.named_regexp, name)
         if not match or not match.groupdict().get("student_id") or not match.groupdict().get("file_id"):
             return None
-        info = {k: v for k, v in match.groupdict().items() if v is not None}
+        info = {k: unicodedata.normalize("NFC", v) for k, v in match.groupdict().items() if v is not None}
         info["late"] = bool(info.get("late"))
         info["resubmission"] = int(info["resubmission"]) if str(info.get("resubmission", "")).isdigit() else 0
         info["name"] = info.get("name") or " ".join(
@@ -345,8 +350,8 @@ def _classify(found, release, others, parse):
     student -> their notebooks named otherwise. The other files get their ``why``."""
     candidates, renamable = {}, {}
     for f in found:
-        if _hidden(f.path):
-            f.why = "a hidden file or macOS's __MACOSX metadata: not a hand-in"
+        if _hidden(f.file):
+            f.why = "a hidden file (or macOS's __MACOSX metadata): not a hand-in"
             continue
         info = parse(f.path)
         if info is None:
@@ -409,9 +414,10 @@ def _named_otherwise(files, missing, release, record):
                     f"{' is' if len(release) == 1 else 's are'} {_names(release)}.")
 
 
-def _hidden(path):
-    """A hidden file (``.DS_Store``, ``._x.ipynb``) or one of macOS's ``__MACOSX/`` folder."""
-    return os.path.basename(path).startswith(".") or "__MACOSX" in Path(path).parts
+def _hidden(shown):
+    """A hidden file or folder (``.DS_Store``, ``._x.ipynb``, ``.ipynb_checkpoints/``) or macOS's
+    ``__MACOSX/``, by the name a file has in the download (``canvas.zip:<entry>``)."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in re.split(r"[/:]", shown))
 
 
 def _own(f):
