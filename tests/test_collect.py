@@ -236,6 +236,24 @@ def test_files_not_graded_are_each_named_with_why_and_a_renamed_notebook_is_grad
     assert any(line.startswith(f"graded as tiny.ipynb: {renamed.file}") for line in lines)
 
 
+def test_a_folder_of_zips_links_and_broken_zips_is_collected_with_warnings(tmp_path, release):
+    folder = tmp_path / "download"
+    folder.mkdir()
+    make_zip(folder / "section1.zip", [("amy_901_1_tiny.ipynb", NB["correct"], NOON)], flag=False)
+    make_zip(folder / "section2.zip", [("bo_902_2_tiny.ipynb", NB["partial"], NOON)])
+    (folder / "late").mkdir()
+    (folder / "late" / "cy_LATE_903_3_tiny.ipynb").write_bytes(NB["wrong"])
+    (folder / "broken.zip").write_bytes(b"PK not really a zip")
+    (tmp_path / "instructor-only.ipynb").write_bytes(NB["correct"])
+    (folder / "dee_904_4_tiny.ipynb").symlink_to(tmp_path / "instructor-only.ipynb")
+    col = gather(folder, release, tmp_path)
+    assert {s: graded_bytes(col, s) for s in col.students} == {
+        "901": NB["correct"], "902": NB["partial"], "903": NB["wrong"]}
+    assert col.records["903"].late and why(col, "section1.zip:amy_901_1_tiny.ipynb").graded_as == "tiny.ipynb"
+    assert [w.split(":")[0] for w in col.warnings] == ["broken.zip", "dee_904_4_tiny.ipynb"]
+    assert "not a readable zip" in col.warnings[0] and "symbolic link" in col.warnings[1]
+
+
 @pytest.mark.parametrize("case", ["empty folder", "empty zip", "zip of another assignment",
                                   "zip of notebooks named otherwise", "zip of stray files"])
 def test_nothing_of_the_assignment_is_an_error_that_says_what_was_expected(case, tmp_path, release, course_source):
@@ -273,6 +291,8 @@ def test_nbgrader_s_submitted_folders_keep_their_layout_and_are_told_of_too(tmp_
             (submitted / student / "tiny" / name).parent.mkdir(parents=True, exist_ok=True)
             (submitted / student / "tiny" / name).write_bytes(data)
     os.utime(submitted / "ann" / "tiny" / "tiny.ipynb", (0, 0))       # older: the exact name still wins
+    (tmp_path / "instructor-only.txt").write_text("secret")
+    (submitted / "ben" / "tiny" / "notes.txt").symlink_to(tmp_path / "instructor-only.txt")
     col = gather(submitted, release, tmp_path)
     assert sorted(col.students) == ["ann", "ben", "cy"]
     assert col.students["ann"] == submitted / "ann" / "tiny"           # graded as it is, timestamp and all
@@ -284,6 +304,9 @@ def test_nbgrader_s_submitted_folders_keep_their_layout_and_are_told_of_too(tmp_
     assert col.notices("ben") == ["Your notebook homework.ipynb was graded as tiny.ipynb, the assignment's "
                                   "notebook, since no file of that name was handed in."]
     assert why(col, "homework-checkpoint.ipynb").why.startswith("a hidden file")
+    # the copy made to rename it follows no link: the link is left out, and said so
+    assert not (col.students["ben"] / "notes.txt").exists()
+    assert col.flags("ben")[-1] == "left out of the submission: notes.txt: a symbolic link, not copied"
     assert (submitted / "ben" / "tiny" / "homework.ipynb").exists() and \
         not (submitted / "ben" / "tiny" / "tiny.ipynb").exists()      # the instructor's folder untouched
     (tmp_path / "other").mkdir()

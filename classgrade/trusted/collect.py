@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -50,6 +51,7 @@ from nbgrader.utils import find_all_notebooks, parse_utc, unzip
 from traitlets import Unicode
 from traitlets.config import Config
 
+from . import jail
 from .canvas import COPY, DEFAULT_REGEX
 from .errors import InstructorError
 
@@ -83,7 +85,9 @@ class CanvasExtractorPlugin(ExtractorPlugin):
             rel = src.relative_to(archive_path)
             dest_dir = extracted_path / rel.parent
             dest_dir.mkdir(parents=True, exist_ok=True)
-            if src.suffix.lower() == ".zip":
+            if not stat.S_ISREG(os.lstat(src).st_mode):
+                self.warnings.append(f"{rel}: a symbolic link or special file: not collected")
+            elif src.suffix.lower() == ".zip":
                 self.extract_zip(src, dest_dir / src.stem, str(rel))
             elif src.suffix in self.zip_ext:   # a tarball: nbgrader's own unzip
                 try:
@@ -492,15 +496,16 @@ def _collect_submitted(submitted, assignment, release_dir, release, others, tmp)
     for student in sorted(d for d in submitted.iterdir() if (d / assignment).is_dir()):
         for path in _sorted_files(student / assignment):
             rel = path.relative_to(student / assignment).as_posix()
-            if rel == TIMESTAMP or (path.suffix != ".ipynb" and (Path(release_dir) / rel).is_file()):
-                continue     # nbgrader's timestamp, the release's own files (data)
+            if rel == TIMESTAMP or (path.suffix != ".ipynb" and (Path(release_dir) / rel).is_file()) or \
+                    not stat.S_ISREG(os.lstat(path).st_mode):
+                continue     # nbgrader's timestamp, the release's own files (data); links: jail.copy_checked
             found.append(Found(file=f"{student.name}/{assignment}/{rel}", path=str(path)))
 
     def parse(path):
         rel = Path(path).relative_to(submitted)
         stem = rel.relative_to(rel.parts[0], assignment).with_suffix("").as_posix()
         return {"student_id": rel.parts[0], "file_id": stem, "name": rel.parts[0], "late": False,
-                "resubmission": 0, "timestamp": _utc(os.stat(path).st_mtime)}
+                "resubmission": 0, "timestamp": _utc(os.lstat(path).st_mtime)}
 
     col = choose(found, release, others, parse, newest=False)
     if col is None:
@@ -516,9 +521,9 @@ def _collect_submitted(submitted, assignment, release_dir, release, others, tmp)
                 col.warnings.append(f"{student.name}/{assignment}/{TIMESTAMP}: not a timestamp; nbgrader will refuse it")
         renamed = {f.graded_as: f for f in col.files if f.student == student.name and f.graded_as and
                    Path(f.path).relative_to(folder).as_posix() != f.graded_as}
-        if renamed:
+        if renamed:   # a copy, as the worker copies a hand-in: regular files only (no link followed)
             copy = tmp / "collected" / student.name / assignment
-            shutil.copytree(folder, copy)
+            record.flags += [f"left out of the submission: {line}" for line in jail.copy_checked(folder, copy)]
             for slot, f in renamed.items():
                 shutil.copy2(f.path, copy / slot)
             folder = copy
@@ -537,7 +542,7 @@ def _collect_download(download, assignment, release_dir, release, others, tmp, r
     if download.is_file():
         shutil.copy2(download, archive / download.name)
     else:
-        shutil.copytree(download, archive, dirs_exist_ok=True)
+        shutil.copytree(download, archive, symlinks=True, dirs_exist_ok=True)   # links: not followed
     shutil.copytree(release_dir, root / "release" / assignment)
     config = Config()
     config.CourseDirectory.root = str(root)
