@@ -356,6 +356,11 @@ def test_the_report_and_results_json_hold_the_collection(tmp_path, release):
         assert f"not graded: {f.file} " in md and f.why in md
         assert f.file in page
     assert "canvas.zip: 4 files from 2 students; 1 graded, 3 not graded; 0 late." in md
+    result.write_json(tmp_path / "results.json")
+    whole = json.loads((tmp_path / "collection.json").read_text())
+    assert {f["file"]: f["why"] for f in whole["files"] if not f["graded_as"]} == {
+        f.file: f.why for f in col.not_graded}
+    assert whole["students"]["102"]["not_graded"] == {"canvas.zip:bob_102_3_tiny.py": why(col, "tiny.py").why}
 
 
 # ---- one run of the command line on a small class ------------------------------------------------
@@ -383,6 +388,9 @@ def test_a_canvas_download_is_graded_whole_and_its_report_names_every_file_not_g
     assert {s: r["collection"]["name"] for s, r in results.items()} == {
         "1": "alice", "2": "josé garcía", "3": "李雷", "4": "bob", "5": "bob"}
     assert results["2"]["collection"]["late"] and results["2"]["collection"]["timestamp"] == "2026-12-01 23:00:00"
+    assert results["1"]["collection"]["not_graded"] == {
+        "canvas.zip:alice_1_11_tiny.ipynb": "an earlier hand-in of tiny.ipynb: canvas.zip:alice_1_12_tiny-1.ipynb was graded"}
+    assert len(json.loads((out / "collection.json").read_text())["files"]) == len(entries)
     assert any("handed in under another name" in flag for flag in results["3"]["flags"])
     md = (out / "report.md").read_text()
     section = md.split("## Collection", 1)[1]

@@ -267,8 +267,11 @@ class Collection:
         return list(self.records[student].flags) if student in self.records else []
 
     def to_dict(self):
+        """The record (``collection.json``; each student's in ``results.json`` too)."""
+        students = {s: dict(r.to_dict(), not_graded={f.file: f.why for f in self.not_graded if f.student == s})
+                    for s, r in self.records.items()}
         return {"source": self.source, "assignment": self.assignment, "notebooks": self.notebooks,
-                "students": {s: r.to_dict() for s, r in self.records.items()},
+                "students": students,
                 "files": [f.to_dict() for f in self.files], "warnings": list(self.warnings)}
 
     def report_lines(self):

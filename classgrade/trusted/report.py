@@ -32,12 +32,14 @@ class ClassResult:
         return {s: r.flags for s, r in sorted(self.results.items()) if r.flags}
 
     def write_json(self, path):
-        """``results.json``: every submission's result record (less the cells' hashes)."""
+        """``results.json``: every submission's result record (less the cells' hashes), with its
+        collection's record; ``collection.json`` beside it: the whole collection's record."""
         records = {s: {k: v for k, v in r.to_dict().items() if k != "starts"} for s, r in self.results.items()}
         if self.collection is not None:   # the files found and graded, late flag, timestamp, name
-            students = self.collection.to_dict()["students"]
+            collection = self.collection.to_dict()
             for s, record in records.items():
-                record["collection"] = students.get(s)
+                record["collection"] = collection["students"].get(s)
+            (Path(path).parent / "collection.json").write_text(json.dumps(collection, indent=1, ensure_ascii=False))
         Path(path).write_text(json.dumps(records, indent=1))
 
 
