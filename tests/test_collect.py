@@ -411,3 +411,4 @@ def test_a_download_with_nothing_to_grade_exits_2_with_one_line(case, course, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("classgrade: canvas.zip holds no submission of tiny: expected "), err
+    assert not (tmp_path / "out" / "gradebook.db").exists()     # stopped before the gradebook was made

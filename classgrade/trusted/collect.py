@@ -476,8 +476,9 @@ def collect(submissions, assignment, release_dir, tmp, regex=None, source_dir=No
 
     ``submissions`` is nbgrader's ``submitted/`` folder (``<student>/<assignment>/``), or an LMS
     download (a .zip, or a folder of files) read with ``regex`` (nbgrader's ``named_regexp``;
-    default :data:`DEFAULT_REGEX`). ``release_dir``: the assignment's release; ``source_dir``: its
-    source, whose sibling folders name the course's other assignments. Raises
+    default :data:`DEFAULT_REGEX`). ``release_dir``: the assignment's release, or its source (only
+    the names of its files are read); ``source_dir``: its source, whose sibling folders name the
+    course's other assignments. Raises
     :class:`~.errors.InstructorError` when no file of the assignment's notebooks is found.
     """
     submissions = Path(submissions)

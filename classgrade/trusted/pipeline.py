@@ -2,11 +2,12 @@
 
 Runs as the grader:
 
-1. generate the assignment once into a template sqlite gradebook (and into
-   the real gradebook, sqlite or PostgreSQL, if it is not there yet);
-2. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS
+1. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS
    download run through nbgrader's ZipCollectApp; :mod:`.collect`): each student's
    folder, and the record of which file was graded and which were not (in the report);
+   a download with nothing of the assignment stops the run here;
+2. generate the assignment once into a template sqlite gradebook (and into
+   the real gradebook, sqlite or PostgreSQL, if it is not there yet);
 3. grade the assignment's source first, for the replay's reference, then each
    submission in a grading process with its own course folder and gradebook
    (:mod:`.worker`), on this machine (:mod:`.runner`) or on Dask (:mod:`.cluster`);
@@ -184,10 +185,11 @@ def grade(settings, kernels, started):
     run.check()
     run.tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
     try:
-        release_dir = run.generate()
-        collection = collect(settings.submissions, settings.assignment, release_dir, run.tmp, settings.regex,
+        # first, from the source's notebook names: a download with nothing to grade stops before the gradebook
+        collection = collect(settings.submissions, settings.assignment, run.source_dir, run.tmp, settings.regex,
                              run.source_dir)
         run.result.collection = collection
+        run.generate()
         jobs = run.jobs(collection.students)
         for job in jobs:   # what the collection tells the student (feedback) and the instructor (flags)
             job.notices, job.flags = collection.notices(job.student), job.flags + collection.flags(job.student)
