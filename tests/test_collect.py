@@ -130,6 +130,7 @@ def test_the_newest_of_a_student_s_files_is_graded_and_the_others_are_named(kind
     ]
     col = gather(download(kind, tmp_path, entries), release, tmp_path)
     assert sorted(col.students) == ["101", "102", "103"]
+    assert dict(col) == col.students and col["101"] == col.students["101"]   # still student -> folder
     for student in col.students:
         assert graded_bytes(col, student) == NB["correct"], student
     assert col.records["101"].graded == {"tiny.ipynb": why(col, "alice_101_3_tiny-2.ipynb").file}
@@ -274,7 +275,7 @@ def test_nothing_of_the_assignment_is_an_error_that_says_what_was_expected(case,
                               "<name>_<userid>_<subid>_tiny.ipynb"), message
     found = {"empty folder": "found no file at all", "empty zip": "found no file at all",
              "zip of another assignment": "found 3 files of other assignments: canvas.zip:s0_600_1_layers.ipynb",
-             "zip of notebooks named otherwise": "found 1 files named otherwise: canvas.zip:kim_701_1_hw1.ipynb",
+             "zip of notebooks named otherwise": "found 1 file named otherwise: canvas.zip:kim_701_1_hw1.ipynb",
              "zip of stray files": "found 2 files whose names name no student: canvas.zip:notes.txt"}[case]
     assert found in message, message
 
@@ -313,6 +314,26 @@ def test_nbgrader_s_submitted_folders_keep_their_layout_and_are_told_of_too(tmp_
     shutil.copytree(submitted / "cy", tmp_path / "other" / "cy")
     with pytest.raises(InstructorError, match="other holds no submission of tiny"):
         gather(tmp_path / "other", release, tmp_path / "again")
+
+
+def test_an_assignment_of_two_notebooks(tmp_path):
+    release = tmp_path / "release" / "tiny"
+    release.mkdir(parents=True)
+    for name in ("part_a.ipynb", "part_b.ipynb"):
+        shutil.copy(SOURCE / "tiny" / "tiny.ipynb", release / name)
+    entries = [("ann_1_1_part_a.ipynb", NB["correct"], at(8)), ("ann_1_2_part_b.ipynb", NB["partial"], at(9)),
+               ("ben_2_3_part_a.ipynb", NB["correct"], at(8)), ("ben_2_4_Part B final.ipynb", NB["wrong"], at(10)),
+               ("cy_3_5_mine.ipynb", NB["correct"], at(8))]
+    col = gather(make_zip(tmp_path / "canvas.zip", entries), release, tmp_path)
+    assert graded_bytes(col, "1", "part_b.ipynb") == NB["partial"]
+    assert graded_bytes(col, "2", "part_b.ipynb") == NB["wrong"]           # the one notebook missing
+    assert col.records["1"].timestamp == "2026-12-01 09:00:00"              # the newest graded file's
+    assert col.records["2"].timestamp == "2026-12-01 10:00:00"
+    assert why(col, "cy_3_5_mine.ipynb").why == \
+        "a notebook named otherwise: which of part_a.ipynb, part_b.ipynb it is cannot be told"
+    assert not list(Path(col.students["3"]).iterdir())                    # graded blank, and told why
+    assert col.notices("3") == ["Your notebook mine.ipynb was not graded: the assignment's notebooks are "
+                                "part_a.ipynb, part_b.ipynb."]
 
 
 def test_the_old_regex_still_works_and_duplicates_do_not_stop_the_class(tmp_path, release):

@@ -33,6 +33,7 @@ reads). A download holding no file of the assignment's notebooks raises
 :class:`~.errors.InstructorError`, saying what was expected and what was found.
 """
 import calendar
+import collections.abc
 import dataclasses
 import datetime
 import logging
@@ -240,9 +241,12 @@ class StudentRecord:
         return dataclasses.asdict(self)
 
 
-@dataclasses.dataclass
-class Collection:
-    """What :func:`collect` found: the folder of each student's hand-in, and the record."""
+@dataclasses.dataclass(eq=False)
+class Collection(collections.abc.Mapping):
+    """What :func:`collect` found: the folder of each student's hand-in, and the record.
+
+    As a mapping, student -> folder to grade (what :func:`collect` returned before it kept a record).
+    """
     source: str
     assignment: str
     notebooks: list                                            # the assignment's notebooks
@@ -250,6 +254,15 @@ class Collection:
     records: dict = dataclasses.field(default_factory=dict)    # student -> StudentRecord
     files: list = dataclasses.field(default_factory=list)      # every Found
     warnings: list = dataclasses.field(default_factory=list)
+
+    def __getitem__(self, student):
+        return self.students[student]
+
+    def __iter__(self):
+        return iter(self.students)
+
+    def __len__(self):
+        return len(self.students)
 
     @property
     def not_graded(self):
@@ -440,9 +453,12 @@ def _grade(f, slot, record):
 
 def _nothing_found(source, assignment, release, files, regex):
     """The one-line error for a download that holds no file of the assignment's notebooks."""
-    pattern = (f"files named like <name>_<userid>_<subid>_{release[0]} (Canvas) or nbgrader's "
-               f"<student>/{assignment}/{release[0]}" if regex in (None, DEFAULT_REGEX) else
-               f"files whose names match --regex {regex!r} with file_id {release[0][:-6]!r}")
+    nb = release[0] if release else f"{assignment}.ipynb"
+    pattern = (f"files named like <name>_<userid>_<subid>_{nb} (Canvas) or nbgrader's "
+               f"<student>/{assignment}/{nb}" if regex in (None, DEFAULT_REGEX) else
+               f"files whose names match --regex {regex!r} with file_id {nb[:-6]!r}")
+    if len(release) > 1:
+        pattern += f" (for each of its notebooks: {_names(release)})"
     if not files:
         found = "found no file at all"
     else:
@@ -452,7 +468,8 @@ def _nothing_found(source, assignment, release, files, regex):
                    "named otherwise" if "named otherwise" in f.why or (f.student and f.path.endswith(".ipynb")) else
                    "that are not notebooks" if f.student else "whose names name no student")
             kinds.setdefault(key, []).append(f.file)
-        found = "found " + "; ".join(f"{len(v)} files {k}: {_names(v)}" for k, v in kinds.items())
+        found = "found " + "; ".join(f"{len(v)} file{'s' * (len(v) != 1)} {k}: {_names(v)}"
+                                     for k, v in kinds.items())
     return f"{source} holds no submission of {assignment}: expected {pattern}; {found}"
 
 
