@@ -309,21 +309,24 @@ except psycopg2.Error as exc:
 
 def test_lms_download_is_collected_and_graded(lms_postgres_run):
     result, _, _, out = lms_postgres_run
-    assert sorted(result.results) == ["alice", "bob", "carol", "dave"]
-    assert {s: _score(r) for s, r in result.results.items()} == {"alice": 4, "bob": 2, "carol": 0, "dave": 4}
-    nb = nbformat.read(str(out / "autograded" / "dave" / "tiny" / "tiny.ipynb"), as_version=4)
+    # the student ids are Canvas's user ids; the names are kept in the collection's record
+    assert sorted(result.results) == ["1234", "2345", "3456", "4567"]
+    assert {s: r.name for s, r in result.collection.records.items()} == {
+        "1234": "alice", "2345": "bob", "3456": "carol", "4567": "dave"}
+    assert {s: _score(r) for s, r in result.results.items()} == {"1234": 4, "2345": 2, "3456": 0, "4567": 4}
+    nb = nbformat.read(str(out / "autograded" / "4567" / "tiny" / "tiny.ipynb"), as_version=4)
     said = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "no gradebook:" in said and "gradebook changed" not in said, said
-    assert any("not a valid notebook" in f for f in result.results["carol"].flags)
-    assert (out / "feedback" / "bob" / "tiny" / "tiny.html").exists()
+    assert any("not a valid notebook" in f for f in result.results["3456"].flags)
+    assert (out / "feedback" / "2345" / "tiny" / "tiny.html").exists()
 
 
 def test_postgresql_gradebook_holds_the_merged_grades(lms_postgres_run):
     result, stored, flagged, out = lms_postgres_run
-    assert stored == {"alice": 4, "bob": 2, "carol": 0, "dave": 4}
+    assert stored == {"1234": 4, "2345": 2, "3456": 0, "4567": 4}
     attention = result.needs_attention
     assert flagged == set(attention), attention     # formgrader shows them as flagged
-    assert "carol" in flagged
+    assert "3456" in flagged
     assert not (out / "gradebook.db").exists()
     with open(out / "grades.csv") as f:
         assert {r["student_id"]: float(r["score"]) for r in csv.DictReader(f)} == stored

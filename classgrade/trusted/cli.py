@@ -15,7 +15,7 @@ import importlib
 import os
 import sys
 
-from .collect import DEFAULT_REGEX
+from .canvas import DEFAULT_REGEX
 from .errors import EXIT_CODE, InstructorError
 from .run import grade_class
 
@@ -46,7 +46,7 @@ def parser():
                     "feedback and a class report.")
     parser.add_argument("assignment", help="assignment name, e.g. cross_correlation")
     parser.add_argument("submissions", help="nbgrader submitted/ folder (<student>/<assignment>/*.ipynb), "
-                                            "or an LMS download (.zip or folder) for nbgrader zip_collect")
+                                            "or an LMS download (.zip or folder; Canvas's names by default) for nbgrader's zip_collect")
     parser.add_argument("--course", default=".", help="course root with nbgrader_config.py (default: .)")
     parser.add_argument("--out", default="grading", help="output folder (default: grading/)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),

@@ -3,11 +3,13 @@
 Runs as the grader:
 
 0. check the gradebook's database and lock it for the run (:mod:`.database`);
-1. generate the assignment once into a template sqlite gradebook (and into
+1. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS
+   download run through nbgrader's ZipCollectApp; :mod:`.collect`): each student's
+   folder, and the record of which file was graded and which were not (in the report);
+   a download with nothing of the assignment stops the run here;
+2. generate the assignment once into a template sqlite gradebook (and into
    the real gradebook, sqlite or PostgreSQL, if it is not there yet), with its due
    date (``c.ClassGrade.duedates``, or the real gradebook's; :mod:`.late`) in both;
-2. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS
-   download run through ``nbgrader zip_collect``; :mod:`.collect`);
 3. grade the assignment's source first, for the replay's reference, then each
    submission in a grading process with its own course folder and gradebook
    (:mod:`.worker`), on this machine (:mod:`.runner`) or on Dask (:mod:`.cluster`);
@@ -202,8 +204,14 @@ def grade(settings, kernels, started):
     try:
         run.check()
         run.tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
-        release_dir = run.generate()
-        jobs = run.jobs(collect(settings.submissions, settings.assignment, release_dir, run.tmp, settings.regex))
+        # first, from the source's notebook names: a download with nothing to grade stops before the gradebook
+        collection = collect(settings.submissions, settings.assignment, run.source_dir, run.tmp, settings.regex,
+                             run.source_dir)
+        run.result.collection = collection
+        run.generate()
+        jobs = run.jobs(collection.students)
+        for job in jobs:   # what the collection tells the student (feedback) and the instructor (flags)
+            job.notices, job.flags = collection.notices(job.student), job.flags + collection.flags(job.student)
         # imports (and feedback templates) every grading child needs, once before the forks
         warmup.warm_up(run.release.values(), feedback=settings.feedback and not settings.scheduler)
         if kernels.zygote is not None:

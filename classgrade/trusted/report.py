@@ -27,14 +27,21 @@ class ClassResult:
     wall_seconds: float = 0.0
     sandbox: str = "bwrap"                          # or "none (--no-sandbox)"
     unconfirmed: list = field(default_factory=list)  # tests the replay cannot confirm, and why
+    collection: object = None                       # classgrade.trusted.collect.Collection: what was found
 
     @property
     def needs_attention(self):
         return {s: r.flags for s, r in sorted(self.results.items()) if r.flags}
 
     def write_json(self, path):
-        """``results.json``: every submission's result record (less the cells' hashes)."""
+        """``results.json``: every submission's result record (less the cells' hashes), with its
+        collection's record; ``collection.json`` beside it: the whole collection's record."""
         records = {s: {k: v for k, v in r.to_dict().items() if k != "starts"} for s, r in self.results.items()}
+        if self.collection is not None:   # the files found and graded, late flag, timestamp, name
+            collection = self.collection.to_dict()
+            for s, record in records.items():
+                record["collection"] = collection["students"].get(s)
+            (Path(path).parent / "collection.json").write_text(json.dumps(collection, indent=1, ensure_ascii=False))
         Path(path).write_text(json.dumps(records, indent=1))
 
 
@@ -148,6 +155,8 @@ def _markdown(result, assignment, *, rates, attention, tot, maximum, mean, media
         md += ["", f"## Handed in late ({len(late)})", "", "| student | late by | penalty (points) |",
                "|---|---|---:|"]
         md += [f"| {s} | {describe_late(sec)} | {p:g} |" for s, sec, p in late]
+    if result.collection is not None:
+        md += ["", "## Collection", ""] + [f"- {line}" for line in result.collection.report_lines()]
     return "\n".join(md) + "\n"
 
 
@@ -178,6 +187,8 @@ automatic score mean {mean:.2f}, median {median:.2f} of {maximum:g}.{e(manual)}<
 <h2>Tests students fail most</h2>
 <table><tr><th>notebook</th><th>test</th><th>points</th><th>failed</th><th>rate</th></tr>{rows}</table>
 <h2>Needs manual attention ({len(attention)})</h2><ul>{items}</ul>{late_table}
+{"" if result.collection is None else "<h2>Collection</h2><ul>" + "".join(
+    f"<li>{e(line)}</li>" for line in result.collection.report_lines()) + "</ul>"}
 <h2>Scores</h2><table><tr><th>student</th><th>score</th><th>of</th></tr>{scores_rows}</table>
 </body></html>
 """
