@@ -181,6 +181,8 @@ class Result(Record):
     reference: dict | None = None       # the source's checks (Job.record_reference)
     worker: str | None = None           # the Dask worker that graded it
     kernel_output: str = ""             # the last KERNEL_OUTPUT_KEPT bytes the sandbox wrote to stdout/stderr
+    explained: list = dataclasses.field(default_factory=list)  # to the student, atop the feedback: why a
+    #                                     notebook was not graded as handed in, and what was graded instead
     _nested: ClassVar[dict] = dict(
         status=Status, notebooks=lambda d: {k: NotebookGrades.from_dict(v) for k, v in d.items()})
 

@@ -2,16 +2,21 @@
 
 Runs as the grader:
 
-1. generate the assignment once into a template sqlite gradebook (and into
-   the real gradebook, sqlite or PostgreSQL, if it is not there yet);
+1. generate the assignment once into a template sqlite gradebook, and compare its cells with
+   the real gradebook's (sqlite or PostgreSQL): a source changed since the gradebook's
+   submissions were graded is refused, unless ``--regrade-all`` (:meth:`ClassRun.check_source`);
 2. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS
-   download run through ``nbgrader zip_collect``; :mod:`.collect`);
+   download run through ``nbgrader zip_collect``; :mod:`.collect`); with ``--regrade-all``,
+   every student of the gradebook too, from ``DIR/submitted/`` if SUBMISSIONS lacks them
+   (:mod:`.history`); generate into the real gradebook; keep a copy of each hand-in;
 3. grade the assignment's source first, for the replay's reference, then each
    submission in a grading process with its own course folder and gradebook
    (:mod:`.worker`), on this machine (:mod:`.runner`) or on Dask (:mod:`.cluster`);
 4. merge each result into the real gradebook from this process only, so one
    writer ever touches it; copy autograded notebooks and feedback out, checked;
-5. export ``grades.csv`` with nbgrader's CSV exporter and write the report.
+5. export ``grades.csv`` with nbgrader's CSV exporter, write the run's report into
+   ``DIR/runs/<UTC timestamp>/`` and rebuild the class report in ``DIR`` from the gradebook
+   (:mod:`.history`).
 """
 import json
 import shutil
@@ -26,9 +31,10 @@ from tqdm import tqdm   # the console bar: tqdm.auto picks a widget once ipykern
 
 from classgrade.protocol import Job, ReferenceCell, Status
 
-from . import gradebook, jail, report, warmup
+from . import gradebook, history, jail, report, warmup
 from . import worker  # noqa: F401 - imported once, before the grading processes are forked
 from .collect import collect
+from .errors import InstructorError
 from .runner import Runner
 
 REFERENCE_STUDENT = "classgrade-reference-solution"
@@ -54,6 +60,8 @@ class ClassRun:
         self.result = report.ClassResult(out=self.out, db_url=self.db_url,
                                          sandbox="bwrap" if settings.sandbox else "none (--no-sandbox)")
         self.tmp = None
+        self.regrade = []          # --regrade-all: the gradebook's students of the assignment
+        self.restructured = False  # --regrade-all: cells were added or removed (submissions removed first)
 
     def check(self):
         """Refuse early: a sandbox that cannot start; the output folder; nbgrader's alembic head."""
@@ -63,18 +71,60 @@ class ClassRun:
         gradebook.alembic_head_in_process()
 
     def generate(self):
-        """The template gradebook and the release (and the real gradebook updated); ``release``."""
+        """The template gradebook and the release; the release's folder."""
         self.template_db = self.tmp / "template.db"
         release_dir = gradebook.generate(self.config, self.source_dir, self.settings.assignment,
                                          self.tmp / "template", f"sqlite:///{self.template_db}")
-        # always, as nbgrader does: a changed source updates the gradebook, or nbgrader refuses
-        # ("Cannot add or remove cells ... because there are submissions") before anything is graded
-        gradebook.generate(self.config, self.source_dir, self.settings.assignment, self.tmp / "main",
-                           self.db_url, self.course_id)
         # plain dicts, not nbformat's nodes: a Dask worker would import nbformat (~1.5 s) to unpickle them
         self.release = {p.name: json.loads(json.dumps(nbformat.read(str(p), as_version=4)))
                         for p in sorted(release_dir.glob("*.ipynb"))}
         return release_dir
+
+    def check_source(self):
+        """Refuse a source changed since the gradebook's submissions of the assignment were graded
+        (points, checksums, cells added or removed): grading some students again would leave the
+        others scored against the old cells. ``--regrade-all`` grades them all instead."""
+        s = self.settings
+        sqlite = self.db_url.removeprefix("sqlite:///") if self.db_url.startswith("sqlite:///") else None
+        if sqlite is not None and not Path(sqlite).exists():
+            return
+        students = gradebook.submitted_students(self.db_url, s.assignment, self.course_id)
+        if s.regrade_all:
+            self.regrade = students
+        stored = gradebook.snapshot(self.db_url, s.assignment, self.course_id)
+        if stored is None or not students:
+            return
+        changes = gradebook.changes(stored, gradebook.snapshot(f"sqlite:///{self.template_db}", s.assignment))
+        if changes and s.regrade_all:
+            self.restructured = gradebook.structural(changes)
+            print(f"classgrade: {s.assignment} changed ({'; '.join(changes)}): regrading all "
+                  f"{len(students)} students of the gradebook", file=sys.stderr)
+        elif changes:
+            more = f" (and {len(changes) - 1} more change(s))" if len(changes) > 1 else ""
+            raise InstructorError(
+                f"{s.assignment}: the source changed since its {len(students)} submission(s) in the gradebook "
+                f"were graded: {changes[0]}{more}; regrade the whole class: python -m classgrade grade "
+                f"{s.assignment} {s.submissions} --out {s.out} --regrade-all (hand-ins missing from "
+                f"{s.submissions} are taken from {self.out / history.KEPT})")
+
+    def plan(self, collected):
+        """student -> folder to grade: ``collected``, and with ``--regrade-all`` every student of
+        the gradebook (from ``DIR/submitted/`` when not collected); then the real gradebook
+        generated (its old submissions removed first if cells were added or removed)."""
+        students = history.hand_ins(self.out, self.settings.assignment, self.regrade, collected) \
+            if self.settings.regrade_all else collected
+        self.kept = {s: history.kept_flags(self.out, self.settings.assignment, s) for s, folder in students.items()
+                     if s not in collected}
+        if self.restructured:
+            gradebook.remove_submissions(self.db_url, self.settings.assignment, self.regrade, self.course_id)
+        # always, as nbgrader does: an unchanged or newly made gradebook is updated; a changed source
+        # with graded submissions was refused above (or its submissions removed)
+        gradebook.generate(self.config, self.source_dir, self.settings.assignment, self.tmp / "main",
+                           self.db_url, self.course_id)
+        for student, folder in students.items():
+            if student in collected:
+                history.keep(self.out, self.settings.assignment, student, folder)
+        return students
 
     def jobs(self, students):
         """A :class:`~classgrade.protocol.Job` per student, and the template of them all."""
@@ -85,7 +135,9 @@ class ClassRun:
                           source_dir=str(self.source_dir), release=self.release, sandbox=s.sandbox,
                           zygote=zygote and zygote.path, timeout=s.timeout, memory_bytes=s.memory_bytes,
                           feedback=s.feedback, wall=s.wall, config=json.loads(json.dumps(plain, default=str)))
-        return [self.common.again(student=student, submission_dir=str(folder), work=str(self.tmp / "work" / str(i)))
+        kept = getattr(self, "kept", {})
+        return [self.common.again(student=student, submission_dir=str(folder), work=str(self.tmp / "work" / str(i)),
+                                  flags=list(kept.get(student, [])))
                 for i, (student, folder) in enumerate(students.items())]
 
     def dispatcher(self):
@@ -141,11 +193,14 @@ class ClassRun:
             bar.write(f"{student}: needs attention ({len(res.flags)} reason(s))")
 
     def finish(self, started):
-        """``grades.csv``, ``results.json`` and the report."""
+        """``grades.csv`` (the whole gradebook), the run's report in its own folder, and the
+        class report rebuilt from the gradebook (:mod:`.history`)."""
         gradebook.export_csv(self.db_url, self.out / "grades.csv", self.course_id)
         self.result.wall_seconds = time.monotonic() - started
-        self.result.write_json(self.out / "results.json")
-        report.write_report(self.result, self.settings.assignment, self.out)
+        folder = history.new_run_folder(self.out)
+        self.result.run = str(folder.relative_to(self.out))
+        history.write_run(self.result, self.settings.assignment, folder, regrade_all=self.settings.regrade_all)
+        self.result.whole_class = history.write_class(self.out, self.settings.assignment, self.db_url, self.course_id)
         return self.result
 
 
@@ -184,7 +239,9 @@ def grade(settings, kernels, started):
     run.tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
     try:
         release_dir = run.generate()
-        jobs = run.jobs(collect(settings.submissions, settings.assignment, release_dir, run.tmp, settings.regex))
+        run.check_source()
+        jobs = run.jobs(run.plan(collect(settings.submissions, settings.assignment, release_dir, run.tmp,
+                                         settings.regex)))
         # imports (and feedback templates) every grading child needs, once before the forks
         warmup.warm_up(run.release.values(), feedback=settings.feedback and not settings.scheduler)
         if kernels.zygote is not None:
