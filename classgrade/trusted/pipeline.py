@@ -62,6 +62,7 @@ class ClassRun:
         self.tmp = None
         self.regrade = []          # --regrade-all: the gradebook's students of the assignment
         self.restructured = False  # --regrade-all: cells were added or removed (submissions removed first)
+        self.kept = {}             # student graded from DIR/submitted/ -> what its copy left out (as flags)
 
     def check(self):
         """Refuse early: a sandbox that cannot start; the output folder; nbgrader's alembic head."""
@@ -101,10 +102,12 @@ class ClassRun:
                   f"{len(students)} students of the gradebook", file=sys.stderr)
         elif changes:
             more = f" (and {len(changes) - 1} more change(s))" if len(changes) > 1 else ""
+            command = " ".join(["python -m classgrade grade", s.assignment, str(s.submissions), "--out", str(s.out)]
+                               + (["--course", str(s.course)] if str(s.course) != "." else [])
+                               + (["--db-url", "URL"] if s.db_url else []) + ["--regrade-all"])
             raise InstructorError(
                 f"{s.assignment}: the source changed since its {len(students)} submission(s) in the gradebook "
-                f"were graded: {changes[0]}{more}; regrade the whole class: python -m classgrade grade "
-                f"{s.assignment} {s.submissions} --out {s.out} --regrade-all (hand-ins missing from "
+                f"were graded: {changes[0]}{more}; regrade the whole class: {command} (hand-ins missing from "
                 f"{s.submissions} are taken from {self.out / history.KEPT})")
 
     def plan(self, collected):
@@ -135,9 +138,8 @@ class ClassRun:
                           source_dir=str(self.source_dir), release=self.release, sandbox=s.sandbox,
                           zygote=zygote and zygote.path, timeout=s.timeout, memory_bytes=s.memory_bytes,
                           feedback=s.feedback, wall=s.wall, config=json.loads(json.dumps(plain, default=str)))
-        kept = getattr(self, "kept", {})
         return [self.common.again(student=student, submission_dir=str(folder), work=str(self.tmp / "work" / str(i)),
-                                  flags=list(kept.get(student, [])))
+                                  flags=list(self.kept.get(student, [])))
                 for i, (student, folder) in enumerate(students.items())]
 
     def dispatcher(self):
