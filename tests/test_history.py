@@ -307,3 +307,116 @@ def test_report_sections_are_a_list_others_can_extend(tmp_path, monkeypatch):
     assert md.index("## Needs manual attention (1)") < md.index("## Feedback that explains a substitute (1)") \
         < md.index("## Extra") and "1 extra" in md
     assert "<h2>Extra</h2>\n<p>extra</p>" in (tmp_path / "report.html").read_text()
+
+
+# ---- small units ---------------------------------------------------------------------------
+
+def _release():
+    return nbformat.read(str(HOSTILE / "submitted" / "blank" / "tiny" / "tiny.ipynb"), as_version=4)
+
+
+@pytest.mark.parametrize("content, left_out, why", [
+    (None, {}, "has no file named tiny.ipynb"),
+    (None, {"tiny.ipynb": "53477376 bytes, past the size limits"}, "left out of your hand-in (53477376 bytes"),
+    ("", {}, "could not be read as a Jupyter notebook (the file is empty)"),
+    ("{ not json", {}, "could not be read as a Jupyter notebook (Notebook does not appear to be JSON"),
+    ('{"nbformat": 9, "nbformat_minor": 0, "cells": [], "metadata": {}}', {}, "could not be read as a Jupyter"),
+    ("OTHER", {}, "holds none of this assignment's graded cells"),
+])
+def test_sanitize_tells_the_student_why_the_release_was_graded(tmp_path, content, left_out, why):
+    from classgrade.trusted import notebooks
+    release, path = _release(), tmp_path / "tiny.ipynb"
+    if content == "OTHER":
+        nb = corpus.student(release)
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id"):
+                cell.metadata.nbgrader.grade_id += "_of_another"
+        content = nbformat.writes(nb)
+    if content is not None:
+        path.write_text(content)
+    flags, told = [], []
+    notebooks.sanitize(path, release, tmp_path / "baseline.json", flags, told, left_out)
+    assert len(told) == 1 and why in told[0] and "blank released notebook was graded in its place" in told[0]
+    assert flags and "graded as the blank released notebook" in flags[-1]
+    graded = nbformat.read(str(path), as_version=4)
+    assert [c.source for c in graded.cells if "grade_id" in c.metadata.get("nbgrader", {})] == \
+        [c.source for c in release.cells if "grade_id" in c.metadata.get("nbgrader", {})]
+
+
+def test_sanitize_tells_nothing_of_a_notebook_graded_as_handed_in(tmp_path):
+    from classgrade.trusted import notebooks
+    release, path = _release(), tmp_path / "tiny.ipynb"
+    nbformat.write(corpus.student(release), str(path))
+    told = []
+    notebooks.sanitize(path, release, tmp_path / "baseline.json", [], told, {})
+    assert told == []
+
+
+def test_a_blank_retry_is_explained(tmp_path):
+    from classgrade.protocol import Job
+    from classgrade.trusted import worker
+    release = json.loads(json.dumps(_release()))   # as the pipeline sends it: plain dicts
+    job = Job(student="s", assignment="tiny", work=str(tmp_path / "w"), template_db="", source_dir="",
+              release={"tiny.ipynb": release}, blank=True)
+    paths = worker.Paths(job)
+    paths.dest.mkdir(parents=True)
+    paths.private.mkdir(parents=True)
+    (paths.dest / "tiny.ipynb").write_text("anything: replaced by the release")
+    flags = []
+    told = worker._sanitize_all(job, paths, flags)
+    assert len(told) == 1 and "on every attempt" in told[0] and "blank released notebooks were graded" in told[0]
+    job = job.again(blank=False, flags=[worker.LEFT_OUT + "tiny.ipynb: a symbolic link, not copied"])
+    (paths.dest / "tiny.ipynb").unlink()
+    told = worker._sanitize_all(job, paths, list(job.flags))
+    assert told and "left out of your hand-in (a symbolic link)" in told[0]
+
+
+def test_the_scrubber_takes_out_every_instructor_path(tmp_path):
+    from classgrade.trusted import feedback
+    course, work = tmp_path / "course", "/tmp/classgrade-x1y2/work/3"
+    scrub = feedback.Scrubber([(str(course), "[course]"), (work + "/course/submitted/s/tiny", ""), (work, "[grader]")])
+    site = __import__("sysconfig").get_paths()["purelib"]
+    text = (f"File {site}/torch/nn/functional.py:12\n{REPO}/convlab/correlate.py\n{course}/solutions/x\n"
+            f"{work}/course/submitted/s/tiny/data.csv\n{sys.prefix}/bin/python\n{os.path.expanduser('~')}/.cache\n"
+            "/tmp/classgrade-other-9/x /home/someone/notes.txt")
+    clean = scrub(text)
+    for path in (site, str(REPO), str(course), work, sys.prefix, "/tmp/classgrade-", "/home/someone"):
+        assert path not in clean, (path, clean)
+    if os.path.expanduser("~") not in ("/", ""):
+        assert os.path.expanduser("~") + "/" not in clean
+    assert clean.splitlines()[:4] == ["File torch/nn/functional.py:12", "convlab/correlate.py",
+                                      "[course]/solutions/x", "data.csv"]
+
+
+def test_regrade_all_after_cells_were_added_and_removed(course, tmp_path):
+    """A renamed test (one removed, one added): nbgrader refuses to change the cells of an
+    assignment with submissions, so --regrade-all removes them first and grades everyone again."""
+    release = corpus.released(course)
+    first, out = tmp_path / "first", tmp_path / "out"
+    _hand_in(first, "alice", corpus.student(release))
+    _hand_in(first, "carol", text="{ not json")
+    grade_class(course, "tiny", first, out, workers=2, timeout=TIMEOUT, memory="2G", wall=240,
+                progress=False, feedback=False)
+    changed = tmp_path / "changed"
+    shutil.copytree(course, changed)
+    notebook = changed / "solutions" / "tiny" / "tiny.ipynb"
+    notebook.write_text(notebook.read_text().replace('"grade_id": "test_double"', '"grade_id": "test_twice"'))
+    only_alice = tmp_path / "only_alice"
+    shutil.copytree(first / "alice", only_alice / "alice")
+    with pytest.raises(history.InstructorError, match="test 'test_double' removed from the source"):
+        grade_class(changed, "tiny", only_alice, out, timeout=TIMEOUT, memory="2G", progress=False, feedback=False)
+    result = grade_class(changed, "tiny", only_alice, out, workers=2, timeout=TIMEOUT, memory="2G", wall=240,
+                         progress=False, feedback=False, regrade_all=True)
+    assert set(result.results) == {"alice", "carol"}
+    db_url = f"sqlite:///{out / 'gradebook.db'}"
+    graded = gradebook.submissions(db_url, "tiny")
+    assert set(graded) == {"alice", "carol"}
+    for student, notebooks in graded.items():
+        cells = notebooks["tiny"].cells
+        assert "test_twice" in cells and "test_double" not in cells, student
+    assert graded["alice"]["tiny"].cells["test_twice"].auto_score == 1
+    # her hand-in still has the old test: it ran as an ordinary cell, and the report says so
+    assert "tiny.ipynb: cell 'test_double' is not one of the assignment's graded cells: run as an ordinary cell" \
+        in result.results["alice"].flags
+    assert "is not a valid notebook" in " ".join(result.results["carol"].flags)
+    assert _scores_table((out / "report.md").read_text()) == {"alice": 4, "carol": 0}

@@ -47,7 +47,7 @@ def sanitize(path, release_nb, baseline_path, flags, told=None, left_out=None):
     cells (another assignment's), is replaced by the released one (it scores what a blank
     notebook scores), and ``told`` gets a sentence for the student that says why;
     ``left_out``: file name -> why the copy of the hand-in left it out (too large, a link...).
-    Deleted grade/test cells are put
+    Graded cells the release does not have run as ordinary cells. Deleted grade/test cells are put
     back where the released notebook has them; edited test cells are noted
     (nbgrader's OverwriteCells restores their source from the gradebook);
     duplicate grade ids are noted (nbgrader's DeduplicateIds keeps the last).
@@ -55,6 +55,7 @@ def sanitize(path, release_nb, baseline_path, flags, told=None, left_out=None):
     """
     name = path.name
     nb = _read_or_release(path, release_nb, flags, told if told is not None else [], left_out or {})
+    _demote_unknown(nb, release_nb, name, flags)
     _demote_copies(nb, name, flags)
     present, released = _restore_deleted(nb, release_nb, name, flags)
     _note_edited_locked(present, released, name, flags)
@@ -98,6 +99,20 @@ def _read_or_release(path, release_nb, flags, told, left_out):
                     f"assignment's notebook?): {INSTEAD}.")
         return _copy(release_nb)
     return nb
+
+
+def _demote_unknown(nb, release_nb, name, flags):
+    """Graded cells the assignment no longer has (a hand-in of an earlier version of it, graded
+    again with ``--regrade-all``) or never had lose their grading metadata: nbgrader fails on a
+    graded cell its gradebook does not know. They run as ordinary cells."""
+    known = set(grade_cells(release_nb))
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        gid = meta.get("grade_id")
+        if gid and gid not in known and (meta.get("grade") or meta.get("solution") or meta.get("locked")):
+            flags.append(f"{name}: cell '{gid}' is not one of the assignment's graded cells: run as an ordinary cell")
+            for key in ("nbgrader", "editable", "deletable"):
+                cell.metadata.pop(key, None)
 
 
 def _demote_copies(nb, name, flags):
