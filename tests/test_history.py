@@ -420,3 +420,20 @@ def test_regrade_all_after_cells_were_added_and_removed(course, tmp_path):
         in result.results["alice"].flags
     assert "is not a valid notebook" in " ".join(result.results["carol"].flags)
     assert _scores_table((out / "report.md").read_text()) == {"alice": 4, "carol": 0}
+
+
+def test_the_late_and_collection_sections_appear_only_when_they_have_something(tmp_path):
+    class Found:   # what collect.Collection gives the report
+        def report_lines(self):
+            return ["3 hand-ins found", "bob: tiny-1.ipynb not graded (an older copy)"]
+
+    res = Result.from_dict(dict(student="s", status="ok"))
+    result = report.ClassResult(out=tmp_path, db_url="sqlite:///x.db", results={"s": res})
+    report.write_report(result, "tiny", tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Collection" not in md and "Handed in late" not in md
+    result.collection = Found()
+    report.write_report(result, "tiny", tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Collection\n\n- 3 hand-ins found\n- bob: tiny-1.ipynb not graded (an older copy)" in md
+    assert md.index("## Needs manual attention") < md.index("## Collection") < md.index("## Scores")

@@ -195,6 +195,36 @@ def substitutes_section(s):
                    f"<p>{html.escape(intro)}</p>{body}")
 
 
+def lateness(results):
+    """[(student, seconds late, late penalty)] of the submissions handed in after the due date."""
+    return [(student, res.seconds_late, sum(getattr(nb, "late_penalty", None) or 0.0 for nb in res.notebooks.values()))
+            for student, res in sorted(results.items()) if getattr(res, "seconds_late", 0) > 0]
+
+
+def late_section(s):
+    """The submissions handed in after the due date (the late policy's, :mod:`.late`)."""
+    late = lateness(s.result.results)
+    if not late:
+        return None
+    from .late import describe as describe_late   # only when something was late
+    e = html.escape
+    md = ["| student | late by | penalty (points) |", "|---|---|---:|"]
+    md += [f"| {st} | {describe_late(sec)} | {p:g} |" for st, sec, p in late]
+    rows = "".join(f"<tr><td>{e(st)}</td><td>{describe_late(sec)}</td><td>{p:g}</td></tr>" for st, sec, p in late)
+    return Section(f"Handed in late ({len(late)})", md,
+                   f"<table><tr><th>student</th><th>late by</th><th>penalty (points)</th></tr>{rows}</table>")
+
+
+def collection_section(s):
+    """What the collection found (:mod:`.collect`): a run's, not the class report's."""
+    collection = getattr(s.result, "collection", None)
+    if collection is None:
+        return None
+    lines = collection.report_lines()
+    return Section("Collection", [f"- {line}" for line in lines],
+                   "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
+
+
 def scores_section(s):
     md = ["| student | score | of |", "|---|---:|---:|"]
     md += [f"| {st} | {sc:g} | {m:g} |" for st, (sc, m) in sorted(s.totals.items())]
@@ -204,7 +234,8 @@ def scores_section(s):
 
 
 # The report's sections, in order (see the module's docstring)
-SECTIONS = [summary_section, tests_section, attention_section, substitutes_section, scores_section]
+SECTIONS = [summary_section, tests_section, attention_section, substitutes_section, late_section,
+            collection_section, scores_section]
 
 
 def summarize(result, assignment):
