@@ -437,3 +437,15 @@ def test_the_late_and_collection_sections_appear_only_when_they_have_something(t
     md = (tmp_path / "report.md").read_text()
     assert "## Collection\n\n- 3 hand-ins found\n- bob: tiny-1.ipynb not graded (an older copy)" in md
     assert md.index("## Needs manual attention") < md.index("## Collection") < md.index("## Scores")
+
+
+def test_late_submissions_get_a_section():
+    late = Result.from_dict(dict(student="s", status="ok"))
+    late.seconds_late = 2 * 86400 + 3 * 3600 + 5      # the export branch's field of Result
+    on_time = Result.from_dict(dict(student="t", status="ok"))
+    summary = report.summarize(report.ClassResult(out=Path("."), db_url="", results={"s": late, "t": on_time}), "tiny")
+    section = report.late_section(summary)
+    assert section.title == "Handed in late (1)" and "| s | 2 d 3 h | 0 |" in section.markdown
+    on_time_only = report.summarize(report.ClassResult(out=Path("."), db_url="", results={"t": on_time}), "tiny")
+    assert report.late_section(on_time_only) is None
+    assert [report.describe_late(x) for x in (42, 610, 5 * 3600 + 600)] == ["42 s", "10 min 10 s", "5 h 10 min"]

@@ -201,12 +201,24 @@ def lateness(results):
             for student, res in sorted(results.items()) if getattr(res, "seconds_late", 0) > 0]
 
 
+def describe_late(seconds):
+    """``seconds`` late, in words: "2 d 3 h", "5 h 10 min", "42 s"."""
+    seconds = int(round(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
 def late_section(s):
     """The submissions handed in after the due date (the late policy's, :mod:`.late`)."""
     late = lateness(s.result.results)
     if not late:
         return None
-    from .late import describe as describe_late   # only when something was late
     e = html.escape
     md = ["| student | late by | penalty (points) |", "|---|---|---:|"]
     md += [f"| {st} | {describe_late(sec)} | {p:g} |" for st, sec, p in late]
