@@ -202,16 +202,16 @@ def lateness(results):
 
 
 def describe_late(seconds):
-    """``seconds`` late, in words: "2 d 3 h", "5 h 10 min", "42 s"."""
+    """``seconds`` late, in words: "2 d 3 h", "5 h 10 min", "42 s" (as the export branch's ``late.describe``)."""
     seconds = int(round(seconds))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
+    minutes = rest // 60
     if days:
         return f"{days} d {hours} h"
     if hours:
         return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+    return f"{minutes} min" if minutes else f"{seconds} s"
 
 
 def late_section(s):
