@@ -58,10 +58,11 @@ exercises: $(STAMP)
 
 # Grade a whole class (classgrade): make grade ASSIGNMENT=cross_correlation SUBMISSIONS=submitted
 # SUBMISSIONS is nbgrader's submitted/ folder or an LMS download (.zip or folder; REGEX= file-name pattern).
-# Writes $(GRADE_OUT)/: autograded/, feedback/, grades.csv, report.html; DB_URL= for a PostgreSQL gradebook.
+# Writes $(GRADE_OUT)/: autograded/, feedback/, submitted/, grades.csv, runs/<UTC timestamp>/ (this run's report),
+# report.html (the class, from the gradebook); DB_URL= for a PostgreSQL gradebook; REGRADE_ALL=1 after the source changed.
 GRADE_OUT ?= grading
 .PHONY: grade
 grade: $(STAMP)
-	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=name SUBMISSIONS=path [GRADE_OUT=grading] [WORKERS=n] [DB_URL=url] [REGEX=re]"; exit 2; }
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=name SUBMISSIONS=path [GRADE_OUT=grading] [WORKERS=n] [DB_URL=url] [REGEX=re] [REGRADE_ALL=1]"; exit 2; }
 	$(BIN)/python -m classgrade $(ASSIGNMENT) $(SUBMISSIONS) --course . --out $(GRADE_OUT) \
-	  $(if $(WORKERS),--workers $(WORKERS)) $(if $(DB_URL),--db-url '$(DB_URL)') $(if $(REGEX),--regex '$(REGEX)')
+	  $(if $(WORKERS),--workers $(WORKERS)) $(if $(DB_URL),--db-url '$(DB_URL)') $(if $(REGEX),--regex '$(REGEX)') $(if $(REGRADE_ALL),--regrade-all)

@@ -184,6 +184,8 @@ class Result(Record):
     kernel_output: str = ""             # the last KERNEL_OUTPUT_KEPT bytes the sandbox wrote to stdout/stderr
     timestamp: str | None = None        # when it was handed in (timestamp.txt), ISO 8601 UTC
     seconds_late: float = 0.0           # past the assignment's due date (nbgrader's total_seconds_late)
+    explained: list = dataclasses.field(default_factory=list)  # to the student, atop the feedback: why a
+    #                                     notebook was not graded as handed in, and what was graded instead
     _nested: ClassVar[dict] = dict(
         status=Status, notebooks=lambda d: {k: NotebookGrades.from_dict(v) for k, v in d.items()})
 

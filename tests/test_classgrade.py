@@ -29,6 +29,7 @@ from classgrade.sandboxed.fingerprints import CHECK_PREFIX
 from classgrade.sandboxed import kernel as sandbox
 from classgrade.trusted import jail, kernels, notebooks, report, run, runner, worker
 from classgrade.trusted.cli import main as classgrade_main
+from classgrade.trusted.errors import InstructorError
 from classgrade.trusted.run import grade_class
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -334,8 +335,8 @@ def test_postgresql_gradebook_holds_the_merged_grades(lms_postgres_run):
 
 def test_regrading_updates_the_gradebook_or_refuses_a_changed_test(corpus_run, course, tmp_path):
     """Grading again (here through the command line) into the same gradebook works; a source
-    whose test cells changed is refused by nbgrader before anything is graded, instead of
-    failing half-way through the merge."""
+    whose test cells changed is refused before anything is graded, instead of failing half-way
+    through the merge (tests/test_history.py: the refusal and --regrade-all)."""
     _, out = corpus_run
     db_url = f"sqlite:///{out / 'gradebook.db'}"
     one = tmp_path / "submitted"
@@ -351,7 +352,7 @@ def test_regrading_updates_the_gradebook_or_refuses_a_changed_test(corpus_run, c
     shutil.copytree(course, changed)
     notebook = changed / "solutions" / "tiny" / "tiny.ipynb"
     notebook.write_text(notebook.read_text().replace('"grade_id": "test_double"', '"grade_id": "test_twice"'))
-    with pytest.raises(RuntimeError, match="(?s)Cannot add or remove cells.*grade into a new gradebook"):
+    with pytest.raises(InstructorError, match="test 'test_double' removed from the source .*--regrade-all"):
         grade_class(changed, "tiny", one, tmp_path / "changed-out", timeout=TIMEOUT, memory="2G",
                     wall=240, db_url=db_url, progress=False)
 

@@ -61,6 +61,9 @@ def parser():
     parser.add_argument("--regex", default=None,
                         help="FileNameCollectorPlugin.named_regexp for LMS downloads; default: "
                              + DEFAULT_REGEX.replace("%", "%%"))
+    parser.add_argument("--regrade-all", action="store_true",
+                        help="grade every student of the gradebook again (after the source changed): "
+                             "their hand-ins from SUBMISSIONS, or else from OUT/submitted/")
     parser.add_argument("--no-feedback", action="store_true", help="skip generate_feedback")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-sandbox", action="store_true",
@@ -109,12 +112,13 @@ def grade(argv):
                          wall=args.wall, db_url=args.db_url, regex=args.regex,
                          feedback=not args.no_feedback, progress=not args.no_progress,
                          sandbox=not args.no_sandbox, warm=not args.cold,
-                         scheduler=args.scheduler)
+                         scheduler=args.scheduler, regrade_all=args.regrade_all)
     if args.no_sandbox:
         print(NO_SANDBOX, file=sys.stderr)
     print(f"graded {len(result.results)} submissions in {result.wall_seconds:.1f} s; "
           f"{len(result.needs_attention)} need attention")
-    print(f"report: {result.out / 'report.html'}  grades: {result.out / 'grades.csv'}")
+    print(f"class report: {result.out / 'report.html'}  this run: {result.out / result.run / 'report.html'}  "
+          f"grades: {result.out / 'grades.csv'}")
     return 0
 
 

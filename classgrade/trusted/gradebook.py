@@ -23,6 +23,7 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from .errors import InstructorError
+from classgrade.protocol import CellGrade, NotebookGrades
 
 
 def load_course_config(course):
@@ -73,7 +74,8 @@ def generate(course_config, source_dir, assignment, root, db_url, course_id=""):
             why = refusal[0].split("Cannot add or remove cells", 1)[1].strip()[:300]
             raise InstructorError(f"the assignment's source changed its test cells, and nbgrader refuses "
                                   f"(Cannot add or remove cells {why}): the gradebook holds submissions graded "
-                                  "against the old ones; grade into a new gradebook (another --out, or --db-url)")
+                                  "against the old ones; regrade the whole class (--regrade-all) or grade into a new gradebook "
+                                  "(another --out, or --db-url)")
         raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{log}")
     return root / "release" / assignment
 
@@ -120,3 +122,96 @@ def export_csv(db_url, path, course_id=""):
     plugin.to = str(path)
     with Gradebook(db_url, course_id) as gb:
         plugin.export(gb)
+
+
+def snapshot(db_url, assignment, course_id=""):
+    """What the gradebook holds of ``assignment``'s source, to compare with a fresh generation:
+    notebook -> ``{"points": {grade id: (points, cell type)}, "checksums": {cell name: checksum}}``;
+    ``None`` if the gradebook has no such assignment."""
+    with Gradebook(db_url, course_id) as gb:
+        try:
+            found = gb.find_assignment(assignment)
+        except nbgrader.api.MissingEntry:
+            return None
+        out = {}
+        for nb in found.notebooks:
+            points = {c.name: (float(c.max_score or 0), c.cell_type) for c in nb.grade_cells}
+            points.update({c.name: (float(c.max_score or 0), c.cell_type) for c in nb.task_cells})
+            out[nb.name] = dict(points=points, checksums={c.name: c.checksum for c in nb.source_cells})
+        return out
+
+
+def _kind(gid, cell_type, tests):
+    return f"test '{gid}'" if gid in tests else f"{'written answer' if cell_type == 'markdown' else 'cell'} '{gid}'"
+
+
+def changes(stored, fresh):
+    """One line per difference between the gradebook's cells (:func:`snapshot`) and a fresh
+    generation's, most telling first: points, then added or removed cells, then edited ones."""
+    points, added, edited = [], [], []
+    for name in sorted(set(stored) | set(fresh)):
+        if name not in fresh:
+            added.append(f"notebook '{name}' removed from the source")
+            continue
+        if name not in stored:
+            added.append(f"notebook '{name}' added to the source")
+            continue
+        old, new = stored[name], fresh[name]
+        tests = {g for g, (_, kind) in {**old["points"], **new["points"]}.items() if kind == "code"}
+        where = f" (in {name})" if len(fresh) > 1 else ""
+        for gid in sorted(set(old["points"]) | set(new["points"])):
+            if gid in old["points"] and gid in new["points"] and old["points"][gid][0] != new["points"][gid][0]:
+                points.append(f"{_kind(gid, new['points'][gid][1], tests)}{where} now "
+                              f"{new['points'][gid][0]:g} points, {old['points'][gid][0]:g} in the gradebook")
+        for cell in sorted(set(old["checksums"]) | set(new["checksums"])):
+            kind = _kind(cell, (new["points"].get(cell) or old["points"].get(cell) or (0, "code"))[1], tests)
+            if cell not in old["checksums"]:
+                added.append(f"{kind}{where} added to the source")
+            elif cell not in new["checksums"]:
+                added.append(f"{kind}{where} removed from the source")
+            elif old["checksums"][cell] != new["checksums"][cell] and not any(
+                    cell in line.split("'")[1:2] for line in points):
+                edited.append(f"{kind}{where} changed in the source")
+    return points + added + edited
+
+
+def structural(lines):
+    """Whether ``lines`` (of :func:`changes`) add or remove cells or notebooks, which nbgrader
+    refuses while the gradebook holds submissions of the assignment."""
+    return any(line.endswith(("added to the source", "removed from the source")) for line in lines)
+
+
+def submitted_students(db_url, assignment, course_id=""):
+    """The students with a submission of ``assignment`` in the gradebook, sorted."""
+    with Gradebook(db_url, course_id) as gb:
+        try:
+            return sorted(s.student.id for s in gb.assignment_submissions(assignment))
+        except nbgrader.api.MissingEntry:
+            return []
+
+
+def remove_submissions(db_url, assignment, students, course_id=""):
+    """Remove ``students``' submissions of ``assignment`` (their grades and comments)."""
+    with Gradebook(db_url, course_id) as gb:
+        for student in students:
+            gb.remove_submission(assignment, student)
+
+
+def submissions(db_url, assignment, course_id=""):
+    """student -> notebook name -> :class:`~classgrade.protocol.NotebookGrades` of every
+    submission of ``assignment`` in the gradebook (the class as it stands)."""
+    out = {}
+    with Gradebook(db_url, course_id) as gb:
+        try:
+            found = gb.assignment_submissions(assignment)
+        except nbgrader.api.MissingEntry:
+            return out
+        for sub in found:
+            out[sub.student.id] = {nb.name: NotebookGrades(
+                cells={g.name: CellGrade(max_score=g.max_score, auto_score=g.auto_score,
+                                         manual_score=g.manual_score, score=g.score,
+                                         needs_manual_grade=bool(g.needs_manual_grade),
+                                         cell_type=g.cell.cell_type) for g in nb.grades},
+                comments={c.name: c.auto_comment for c in nb.comments if c.auto_comment})
+                for nb in sub.notebooks}
+    return out

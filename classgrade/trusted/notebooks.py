@@ -40,18 +40,22 @@ def _copy(nb):
     return nbformat.from_dict(json.loads(json.dumps(nb)))
 
 
-def sanitize(path, release_nb, baseline_path, flags):
+def sanitize(path, release_nb, baseline_path, flags, told=None, left_out=None):
     """Make the submitted notebook at ``path`` gradable; append reasons to ``flags``.
 
-    A missing, empty or unreadable notebook is replaced by the released one
-    (it scores what a blank notebook scores). Deleted grade/test cells are put
+    A missing, empty or unreadable notebook, or one that holds none of the release's graded
+    cells (another assignment's), is replaced by the released one (it scores what a blank
+    notebook scores), and ``told`` gets a sentence for the student that says why;
+    ``left_out``: file name -> why the copy of the hand-in left it out (too large, a link...).
+    Graded cells the release does not have run as ordinary cells. Deleted grade/test cells are put
     back where the released notebook has them; edited test cells are noted
     (nbgrader's OverwriteCells restores their source from the gradebook);
     duplicate grade ids are noted (nbgrader's DeduplicateIds keeps the last).
     A check cell (see :mod:`classgrade.sandboxed.fingerprints`) follows each test cell.
     """
     name = path.name
-    nb = _read_or_release(path, release_nb, flags)
+    nb = _read_or_release(path, release_nb, flags, told if told is not None else [], left_out or {})
+    _demote_unknown(nb, release_nb, name, flags)
     _demote_copies(nb, name, flags)
     present, released = _restore_deleted(nb, release_nb, name, flags)
     _note_edited_locked(present, released, name, flags)
@@ -60,11 +64,21 @@ def sanitize(path, release_nb, baseline_path, flags):
     path.write_text(nbformat.writes(nb), encoding="utf-8")
 
 
-def _read_or_release(path, release_nb, flags):
-    """The notebook at ``path``, or a copy of the release if it is missing or unreadable."""
+INSTEAD = "the blank released notebook was graded in its place, so it scores what an unanswered notebook scores"
+
+
+def _read_or_release(path, release_nb, flags, told, left_out):
+    """The notebook at ``path``, or a copy of the release if it is missing, unreadable, or
+    another assignment's; each reason said in ``flags`` and, to the student, in ``told``."""
     name = path.name
     if not path.exists():
-        flags.append(f"{name} is missing from the submission: graded as the blank released notebook")
+        if name in left_out:
+            flags.append(f"{name} was left out of the submission ({left_out[name]}): "
+                         "graded as the blank released notebook")
+            told.append(f"Your file {name} was left out of your hand-in ({left_out[name]}): {INSTEAD}.")
+        else:
+            flags.append(f"{name} is missing from the submission: graded as the blank released notebook")
+            told.append(f"Your hand-in has no file named {name}: {INSTEAD}.")
         return _copy(release_nb)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -72,11 +86,33 @@ def _read_or_release(path, release_nb, flags):
             raise ValueError("the file is empty")
         nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
-        return nb
     except Exception as exc:  # noqa: BLE001 - any unreadable file is handled alike
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         flags.append(f"{name} is not a valid notebook ({reason}): graded as the blank released notebook")
+        told.append(f"Your file {name} could not be read as a Jupyter notebook ({reason}): {INSTEAD}.")
         return _copy(release_nb)
+    ours, theirs = set(grade_cells(release_nb)), set(grade_cells(nb))
+    if ours and theirs and not ours & theirs:
+        flags.append(f"{name} holds none of the assignment's graded cells (another assignment's notebook?): "
+                     "graded as the blank released notebook")
+        told.append(f"Your file {name} holds none of this assignment's graded cells (is it another "
+                    f"assignment's notebook?): {INSTEAD}.")
+        return _copy(release_nb)
+    return nb
+
+
+def _demote_unknown(nb, release_nb, name, flags):
+    """Graded cells the assignment no longer has (a hand-in of an earlier version of it, graded
+    again with ``--regrade-all``) or never had lose their grading metadata: nbgrader fails on a
+    graded cell its gradebook does not know. They run as ordinary cells."""
+    known = set(grade_cells(release_nb))
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        gid = meta.get("grade_id")
+        if gid and gid not in known and (meta.get("grade") or meta.get("solution") or meta.get("locked")):
+            flags.append(f"{name}: cell '{gid}' is not one of the assignment's graded cells: run as an ordinary cell")
+            for key in ("nbgrader", "editable", "deletable"):
+                cell.metadata.pop(key, None)
 
 
 def _demote_copies(nb, name, flags):

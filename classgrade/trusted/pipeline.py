@@ -3,20 +3,25 @@
 Runs as the grader:
 
 0. check the gradebook's database and lock it for the run (:mod:`.database`);
-1. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS
-   download run through nbgrader's ZipCollectApp; :mod:`.collect`): each student's
-   folder, and the record of which file was graded and which were not (in the report);
-   a download with nothing of the assignment stops the run here;
-2. generate the assignment once into a template sqlite gradebook (and into
-   the real gradebook, sqlite or PostgreSQL, if it is not there yet), with its due
-   date (``c.ClassGrade.duedates``, or the real gradebook's; :mod:`.late`) in both;
+1. generate the assignment once into a template sqlite gradebook, and compare its cells with
+   the real gradebook's (sqlite or PostgreSQL): a source changed since the gradebook's
+   submissions were graded is refused, unless ``--regrade-all`` (:meth:`ClassRun.check_source`);
+2. collect the submissions (nbgrader's ``submitted/`` layout, or an LMS download run through
+   nbgrader's ZipCollectApp; :mod:`.collect`): each student's folder, and the record of which
+   file was graded and which were not (in the report); a download with nothing of the
+   assignment stops the run here. With ``--regrade-all``, every student of the gradebook too,
+   from ``DIR/submitted/`` if SUBMISSIONS lacks them (:mod:`.history`); then generate into the
+   real gradebook, with the assignment's due date (``c.ClassGrade.duedates``, or the real
+   gradebook's; :mod:`.late`) there and in the template; keep a copy of each hand-in;
 3. grade the assignment's source first, for the replay's reference, then each
    submission in a grading process with its own course folder and gradebook
    (:mod:`.worker`), on this machine (:mod:`.runner`) or on Dask (:mod:`.cluster`);
 4. merge each result into the real gradebook from this process only, so one
    writer ever touches it (with the hand-in's time and its late penalty); copy
    autograded notebooks and feedback out, checked;
-5. export ``grades.csv`` with nbgrader's CSV exporter and write the report.
+5. export ``grades.csv`` with nbgrader's CSV exporter, write the run's report into
+   ``DIR/runs/<UTC timestamp>/`` and rebuild the class report in ``DIR`` from the gradebook
+   (:mod:`.history`).
 """
 import json
 import shutil
@@ -31,9 +36,10 @@ from tqdm import tqdm   # the console bar: tqdm.auto picks a widget once ipykern
 
 from classgrade.protocol import Job, ReferenceCell, Status
 
-from . import database, gradebook, jail, late, report, warmup
+from . import database, gradebook, history, jail, late, report, warmup
 from . import worker  # noqa: F401 - imported once, before the grading processes are forked
 from .collect import collect
+from .errors import InstructorError
 from .runner import Runner
 
 REFERENCE_STUDENT = "classgrade-reference-solution"
@@ -58,6 +64,9 @@ class ClassRun:
         self.result = report.ClassResult(out=self.out, db_url=self.db_url,
                                          sandbox="bwrap" if settings.sandbox else "none (--no-sandbox)")
         self.tmp = self.db_lock = None
+        self.regrade = []          # --regrade-all: the gradebook's students of the assignment
+        self.restructured = False  # --regrade-all: cells were added or removed (submissions removed first)
+        self.kept = {}             # student graded from DIR/submitted/ -> what its copy left out (as flags)
 
     def check(self):
         """Refuse early: a sandbox that cannot start; the gradebook's database, which it then
@@ -76,21 +85,65 @@ class ClassRun:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def generate(self):
-        """The template gradebook and the release (and the real gradebook updated); ``release``."""
+        """The template gradebook and the release; the release's folder."""
         self.template_db = self.tmp / "template.db"
         release_dir = gradebook.generate(self.config, self.source_dir, self.settings.assignment,
                                          self.tmp / "template", f"sqlite:///{self.template_db}")
-        # always, as nbgrader does: a changed source updates the gradebook, or nbgrader refuses
-        # ("Cannot add or remove cells ... because there are submissions") before anything is graded
+        # plain dicts, not nbformat's nodes: a Dask worker would import nbformat (~1.5 s) to unpickle them
+        self.release = {p.name: json.loads(json.dumps(nbformat.read(str(p), as_version=4)))
+                        for p in sorted(release_dir.glob("*.ipynb"))}
+        return release_dir
+
+    def check_source(self):
+        """Refuse a source changed since the gradebook's submissions of the assignment were graded
+        (points, checksums, cells added or removed): grading some students again would leave the
+        others scored against the old cells. ``--regrade-all`` grades them all instead."""
+        s = self.settings
+        sqlite = self.db_url.removeprefix("sqlite:///") if self.db_url.startswith("sqlite:///") else None
+        if sqlite is not None and not Path(sqlite).exists():
+            return
+        students = gradebook.submitted_students(self.db_url, s.assignment, self.course_id)
+        if s.regrade_all:
+            self.regrade = students
+        stored = gradebook.snapshot(self.db_url, s.assignment, self.course_id)
+        if stored is None or not students:
+            return
+        changes = gradebook.changes(stored, gradebook.snapshot(f"sqlite:///{self.template_db}", s.assignment))
+        if changes and s.regrade_all:
+            self.restructured = gradebook.structural(changes)
+            print(f"classgrade: {s.assignment} changed ({'; '.join(changes)}): regrading all "
+                  f"{len(students)} students of the gradebook", file=sys.stderr)
+        elif changes:
+            more = f" (and {len(changes) - 1} more change(s))" if len(changes) > 1 else ""
+            command = " ".join(["python -m classgrade grade", s.assignment, str(s.submissions), "--out", str(s.out)]
+                               + (["--course", str(s.course)] if str(s.course) != "." else [])
+                               + (["--db-url", "URL"] if s.db_url else []) + ["--regrade-all"])
+            raise InstructorError(
+                f"{s.assignment}: the source changed since its {len(students)} submission(s) in the gradebook "
+                f"were graded: {changes[0]}{more}; regrade the whole class: {command} (hand-ins missing from "
+                f"{s.submissions} are taken from {self.out / history.KEPT})")
+
+    def plan(self, collected):
+        """student -> folder to grade: ``collected``, and with ``--regrade-all`` every student of
+        the gradebook (from ``DIR/submitted/`` when not collected); then the real gradebook
+        generated (its old submissions removed first if cells were added or removed)."""
+        students = history.hand_ins(self.out, self.settings.assignment, self.regrade, collected) \
+            if self.settings.regrade_all else collected
+        self.kept = {s: history.kept_flags(self.out, self.settings.assignment, s) for s, folder in students.items()
+                     if s not in collected}
+        if self.restructured:
+            gradebook.remove_submissions(self.db_url, self.settings.assignment, self.regrade, self.course_id)
+        # always, as nbgrader does: an unchanged or newly made gradebook is updated; a changed source
+        # with graded submissions was refused above (or its submissions removed)
         gradebook.generate(self.config, self.source_dir, self.settings.assignment, self.tmp / "main",
                            self.db_url, self.course_id)
         # the config's due date, or the one set in formgrader: the grading processes' too
         due = gradebook.set_duedate(self.db_url, self.settings.assignment, self.duedate, self.course_id)
         gradebook.set_duedate(f"sqlite:///{self.template_db}", self.settings.assignment, due)
-        # plain dicts, not nbformat's nodes: a Dask worker would import nbformat (~1.5 s) to unpickle them
-        self.release = {p.name: json.loads(json.dumps(nbformat.read(str(p), as_version=4)))
-                        for p in sorted(release_dir.glob("*.ipynb"))}
-        return release_dir
+        for student, folder in students.items():
+            if student in collected:
+                history.keep(self.out, self.settings.assignment, student, folder)
+        return students
 
     def jobs(self, students):
         """A :class:`~classgrade.protocol.Job` per student, and the template of them all."""
@@ -101,7 +154,8 @@ class ClassRun:
                           source_dir=str(self.source_dir), release=self.release, sandbox=s.sandbox,
                           zygote=zygote and zygote.path, timeout=s.timeout, memory_bytes=s.memory_bytes,
                           feedback=s.feedback, wall=s.wall, config=json.loads(json.dumps(plain, default=_plain_value)))
-        return [self.common.again(student=student, submission_dir=str(folder), work=str(self.tmp / "work" / str(i)))
+        return [self.common.again(student=student, submission_dir=str(folder), work=str(self.tmp / "work" / str(i)),
+                                  flags=list(self.kept.get(student, [])))
                 for i, (student, folder) in enumerate(students.items())]
 
     def dispatcher(self):
@@ -157,11 +211,14 @@ class ClassRun:
             bar.write(f"{student}: needs attention ({len(res.flags)} reason(s))")
 
     def finish(self, started):
-        """``grades.csv``, ``results.json`` and the report."""
+        """``grades.csv`` (the whole gradebook), the run's report in its own folder, and the
+        class report rebuilt from the gradebook (:mod:`.history`)."""
         gradebook.export_csv(self.db_url, self.out / "grades.csv", self.course_id)
         self.result.wall_seconds = time.monotonic() - started
-        self.result.write_json(self.out / "results.json")
-        report.write_report(self.result, self.settings.assignment, self.out)
+        folder = history.new_run_folder(self.out)
+        self.result.run = str(folder.relative_to(self.out))
+        history.write_run(self.result, self.settings.assignment, folder, regrade_all=self.settings.regrade_all)
+        self.result.whole_class = history.write_class(self.out, self.settings.assignment, self.db_url, self.course_id)
         return self.result
 
 
@@ -204,12 +261,13 @@ def grade(settings, kernels, started):
     try:
         run.check()
         run.tmp = Path(tempfile.mkdtemp(prefix="classgrade-"))
-        # first, from the source's notebook names: a download with nothing to grade stops before the gradebook
-        collection = collect(settings.submissions, settings.assignment, run.source_dir, run.tmp, settings.regex,
+        release_dir = run.generate()
+        run.check_source()
+        # from the source's notebook names: a download with nothing to grade stops before the gradebook changes
+        collection = collect(settings.submissions, settings.assignment, release_dir, run.tmp, settings.regex,
                              run.source_dir)
         run.result.collection = collection
-        run.generate()
-        jobs = run.jobs(collection.students)
+        jobs = run.jobs(run.plan(collection.students))
         for job in jobs:   # what the collection tells the student (feedback) and the instructor (flags)
             job.notices, job.flags = collection.notices(job.student), job.flags + collection.flags(job.student)
         # imports (and feedback templates) every grading child needs, once before the forks

@@ -36,6 +36,7 @@ class Settings:
     sandbox: bool = True
     warm: bool = True
     scheduler: str | None = None
+    regrade_all: bool = False
 
 
 class Kernels:
@@ -91,13 +92,18 @@ def start_kernels(settings):
 
 def grade_class(course, assignment, submissions, out, *, workers=None, timeout=30,
                 memory="4G", wall=600, db_url=None, regex=None, feedback=True,
-                progress=None, keep_work=False, sandbox=True, warm=True, scheduler=None):
+                progress=None, keep_work=False, sandbox=True, warm=True, scheduler=None, regrade_all=False):
     """Autograde every submission of ``assignment`` (see :mod:`.pipeline`).
 
-    Returns a :class:`~classgrade.trusted.report.ClassResult`; writes into ``out``:
-    ``autograded/``, ``feedback/``, ``grades.csv``, ``report.html`` +
-    ``score_distribution.png``, ``results.json``, and ``gradebook.db`` unless ``db_url``
-    is given.
+    Returns the run's :class:`~classgrade.trusted.report.ClassResult` (its ``whole_class``: the
+    class as the gradebook holds it); writes into ``out``: ``autograded/``, ``feedback/``,
+    ``submitted/`` (a copy of each hand-in), ``grades.csv``, ``runs/<UTC timestamp>/`` (the run's
+    report), the class report (``report.html``, ``report.md``, ``score_distribution.png``,
+    ``results.json``) rebuilt from the gradebook, and ``gradebook.db`` unless ``db_url`` is given.
+
+    A source changed since the gradebook's submissions were graded is refused
+    (:class:`~classgrade.trusted.errors.InstructorError`) unless ``regrade_all``, which grades
+    every student of the gradebook (their hand-ins from ``submissions``, else ``out/submitted/``).
 
     Each kernel runs in a bubblewrap sandbox (:mod:`classgrade.trusted.jail`);
     :class:`~classgrade.trusted.jail.SandboxUnavailable` is raised before any
@@ -118,7 +124,7 @@ def grade_class(course, assignment, submissions, out, *, workers=None, timeout=3
                         workers=(os.cpu_count() or 1) if workers is None else workers, timeout=timeout,
                         memory_bytes=parse_bytes(memory), wall=wall, db_url=db_url, regex=regex,
                         feedback=feedback, progress=progress, keep_work=keep_work, sandbox=sandbox,
-                        warm=warm, scheduler=scheduler)
+                        warm=warm, scheduler=scheduler, regrade_all=regrade_all)
     lock = preflight.check(settings)   # one line and no grading if anything is wrong; the output folder's lock
     try:
         _interpreter_first_on_path()

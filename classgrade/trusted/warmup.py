@@ -5,17 +5,17 @@ process would otherwise do again, done once before the forks.
 """
 import importlib
 import json
-from pathlib import Path
 
 import jinja2
 import nbformat
 import nbgrader.api  # noqa: F401 - its ORM mappers, configured below
-import nbgrader.converters
 import sqlalchemy
 from nbconvert.exporters import HTMLExporter
 from nbconvert.exporters.templateexporter import TemplateExporter
 from sqlalchemy.orm import configure_mappers
 from traitlets.config import Config
+
+from .feedback import configure   # our feedback template
 
 
 # what each grading child would otherwise import again: the kernel machinery (jupyter_client's
@@ -63,12 +63,7 @@ def _share_compiled_templates():
 
 def _feedback_exporter():
     """An HTML exporter configured as nbgrader's GenerateFeedback configures its own."""
-    here = Path(nbgrader.converters.__file__).resolve().parent.parent / "server_extensions" / "formgrader"
-    config = Config()
-    config.HTMLExporter.template_name = "feedback"
-    config.HTMLExporter.extra_template_basedirs = [str(here / "templates")]
-    config.HTMLExporter.extra_template_paths = [str(here / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
-    return HTMLExporter(config=config)
+    return HTMLExporter(config=configure(Config()))
 
 
 def warm_up(notebooks=(), feedback=False):

@@ -37,7 +37,7 @@ from traitlets.config import Config
 from classgrade.protocol import (BASELINE, KERNEL_LOG, KERNEL_OPTIONS, KERNEL_OUTPUT, KERNEL_OUTPUT_KEPT, KERNEL_PREIMPORT,
                                  CellGrade, KernelOptions, NotebookGrades, Result, Status, read_kernel_log)
 
-from . import jail, late, verdict
+from . import feedback, jail, late, verdict
 from .bounded import autograde_preprocessors
 from .kernels import KernelManager
 from .notebooks import apply_integrity, sanitize, scan_outputs
@@ -188,18 +188,40 @@ def _environment(paths):
     _one_engine_per_database()
 
 
+LEFT_OUT = "left out of the submission: "   # the flags of what the copy of the hand-in left out
+
+
+def _left_out(flags):
+    """file name -> why the copy of the hand-in left it out, from the ``LEFT_OUT`` flags."""
+    out = {}
+    for flag in flags:
+        if flag.startswith(LEFT_OUT):
+            what, _, why = flag[len(LEFT_OUT):].partition(": ")
+            out.setdefault(what, why.removesuffix(", not copied"))
+    return out
+
+
 def _sanitize_all(job, paths, flags):
-    baseline = paths.private / BASELINE
+    """Make each notebook gradable; ``[sentences to the student]``: why a notebook was not graded
+    as handed in, and what was graded instead (said atop the feedback)."""
+    baseline, told = paths.private / BASELINE, []
+    left_out = _left_out(flags)
     for name, release_nb in job.release.items():
         if job.blank:
             nbformat.write(nbformat.from_dict(release_nb), str(paths.dest / name))
-        sanitize(paths.dest / name, nbformat.from_dict(release_nb), baseline, flags)
+        sanitize(paths.dest / name, nbformat.from_dict(release_nb), baseline, flags, [] if job.blank else told,
+                 left_out)
     if job.blank:
         flags.append("grading the submission failed repeatedly: graded as the blank released notebook")
+        told.append("Grading your notebooks stopped or hung the grader on every attempt: the blank released "
+                    "notebooks were graded in their place, so they score what unanswered notebooks score. "
+                    "Your instructor has been told.")
+    return told
 
 
-def _nbgrader(job, paths):
-    """nbgrader's API on the private course, configured for the sandbox."""
+def _nbgrader(job, paths, told=()):
+    """nbgrader's API on the private course, configured for the sandbox; ``told``: the
+    sentences to the student atop the feedback, after the job's notices."""
     config = Config(job.config)
     config.CourseDirectory.root = str(paths.course)
     config.CourseDirectory.source_directory = "source"
@@ -217,8 +239,13 @@ def _nbgrader(job, paths):
     config.KernelManager.output_file = str(paths.output)
     config.Autograde.autograde_preprocessors = autograde_preprocessors()
     config.OverwriteCells.add_missing_cells = True
-    # nbgrader's feedback shows the hidden tests' source (nbgrader #917): clear them first
-    config.GenerateFeedback.preprocessors = [GetGrades, FeedbackWithoutHiddenTests, CSSHTMLHeaderPreprocessor]
+    # nbgrader's feedback shows the hidden tests' source (nbgrader #917): clear them first; then
+    # the notes to the student and "not graded yet" (our template), the instructor's paths out
+    config.GenerateFeedback.preprocessors = [feedback.FeedbackGrades, FeedbackWithoutHiddenTests,
+                                             feedback.ScrubPaths, CSSHTMLHeaderPreprocessor]
+    config.FeedbackGrades.notes = list(job.notices) + list(told)
+    config.ScrubPaths.paths = _private_paths(job, paths)
+    feedback.configure(config)
     # the sandbox has no network, not even the grader's loopback: Unix sockets in work/rt
     config.KernelManager.transport = "ipc"
     config.KernelManager.connection_file = str(paths.runtime / "kernel.json")
@@ -260,6 +287,8 @@ def _confirm(job, paths, out):
             replies = verdict.replay_notebook(job, paths, name, reference)
             verdict.apply_verdicts(nb_path, paths.db, job.assignment, job.student, reference, replies, out.flags)
         scan_outputs(nb_path, job.timeout, out.flags)
+        if not job.record_reference:   # what feeds the feedback shows no path of the instructor's
+            feedback.scrub_notebook(nb_path, feedback.Scrubber(_private_paths(job, paths)))
     out.autograded = str(graded_dir)
 
 
@@ -286,14 +315,27 @@ def _late(job, paths, out):
         submission = gb.find_submission(job.assignment, job.student)
         out.timestamp = submission.timestamp.isoformat() if submission.timestamp else None
         out.seconds_late = submission.total_seconds_late
+def _private_paths(job, paths):
+    """``[(folder, replacement)]``: the grader's folders of this submission and the course's,
+    which no feedback shows (besides those :mod:`.feedback` always takes out)."""
+    graded = paths.course / "autograded" / job.student / job.assignment   # where nbgrader runs the notebook
+    pairs = [(paths.dest, ""), (graded, ""), (paths.work, "[grader]"), (Path(job.work).parent, "[grader]")]
+    if job.source_dir:
+        source = Path(job.source_dir).resolve()
+        pairs += [(source, "[source]"), (source.parent.parent, "[course]")]
+    return [(str(p), r) for p, r in pairs]
 
 
 def _feedback(job, paths, api, out):
+    folder = paths.course / "feedback" / job.student / job.assignment
     if job.feedback:
         fb = api.generate_feedback(job.assignment, job.student, force=True)
         if not fb.get("success"):
             out.flags.append("feedback could not be generated: " + (fb.get("error") or "")[-300:])
-    out.feedback = str(paths.course / "feedback" / job.student / job.assignment)
+        scrub = feedback.Scrubber(_private_paths(job, paths))
+        for page in folder.glob("*.html"):
+            feedback.scrub_file(page, scrub)
+    out.feedback = str(folder)
 
 
 def grade_one(job):
@@ -302,15 +344,15 @@ def grade_one(job):
     t0 = time.monotonic()
     flags = list(job.flags)
     paths, skipped = prepare(job)
-    flags += [f"left out of the submission: {line}" for line in skipped]
+    flags += [LEFT_OUT + line for line in skipped]
     _environment(paths)
-    _sanitize_all(job, paths, flags)
+    told = _sanitize_all(job, paths, flags)
     _check_timestamp(paths, flags)
-    api = _nbgrader(job, paths)
+    api = _nbgrader(job, paths, told)
     t1 = time.monotonic()
     result, log = _autograde(job, paths, api, flags)
     t2 = time.monotonic()
-    out = Result(student=job.student, status=Status.OK, flags=flags, starts=log.starts,
+    out = Result(student=job.student, status=Status.OK, flags=flags, starts=log.starts, explained=told,
                  timings=dict(prepare=t1 - t0, autograde=t2 - t1), kernel_output=kernel_output(paths.output))
     if not result.get("success"):
         out.status, out.error = _failure(result)
