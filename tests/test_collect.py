@@ -401,7 +401,10 @@ def test_a_canvas_download_is_graded_whole_and_its_report_names_every_file_not_g
                            str(course), "--out", str(out), "--workers", "2", "--timeout", "20", "--memory", "2G",
                            "--no-feedback", "--no-progress"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((out / "results.json").read_text())
+    (run,) = (out / "runs").iterdir()     # the run's own report and records (the class report: the gradebook's)
+    results = json.loads((run / "results.json").read_text())
+    assert {s: r["collection"] for s, r in json.loads((out / "results.json").read_text()).items()} == {
+        s: r["collection"] for s, r in results.items()}
     scores = {s: sum(c["auto_score"] for nb in r["notebooks"].values() for c in nb["cells"].values()
                      if c["cell_type"] == "code") for s, r in results.items()}
     assert scores == {"1": EXPECTED["correct"]["score"], "2": EXPECTED["partial"]["score"],
@@ -411,16 +414,16 @@ def test_a_canvas_download_is_graded_whole_and_its_report_names_every_file_not_g
     assert results["2"]["collection"]["late"] and results["2"]["collection"]["timestamp"] == "2026-12-01 23:00:00"
     assert results["1"]["collection"]["not_graded"] == {
         "canvas.zip:alice_1_11_tiny.ipynb": "an earlier hand-in of tiny.ipynb: canvas.zip:alice_1_12_tiny-1.ipynb was graded"}
-    assert len(json.loads((out / "collection.json").read_text())["files"]) == len(entries)
+    assert len(json.loads((run / "collection.json").read_text())["files"]) == len(entries)
     assert any("handed in under another name" in flag for flag in results["3"]["flags"])
-    md = (out / "report.md").read_text()
+    md = (run / "report.md").read_text()
     section = md.split("## Collection", 1)[1]
     for file, reason in [("alice_1_11_tiny.ipynb", "an earlier hand-in of tiny.ipynb"),
                          ("bob_4_41_tiny.py", "only notebooks (.ipynb) are graded"),
                          ("README.txt", "a stray file")]:
         assert any(f"not graded: canvas.zip:{file}" in line and reason in line for line in section.splitlines()), file
     assert "graded as tiny.ipynb: canvas.zip:李雷_3_31_homework.ipynb" in section
-    assert "李雷" in (out / "report.html").read_text()
+    assert "李雷" in (run / "report.html").read_text()
 
 
 @pytest.mark.parametrize("case", ["empty zip", "zip of another assignment"])

@@ -212,6 +212,7 @@ def submissions(db_url, assignment, course_id=""):
                                          manual_score=g.manual_score, score=g.score,
                                          needs_manual_grade=bool(g.needs_manual_grade),
                                          cell_type=g.cell.cell_type) for g in nb.grades},
-                comments={c.name: c.auto_comment for c in nb.comments if c.auto_comment})
+                comments={c.name: c.auto_comment for c in nb.comments if c.auto_comment},
+                late_penalty=nb.late_submission_penalty)
                 for nb in sub.notebooks}
     return out

@@ -94,10 +94,29 @@ def class_result(out, assignment, db_url, course_id=""):
                               scope="class", runs=[str(folder.relative_to(out)) for folder, _ in runs])
 
 
+def latest_collections(runs):
+    """student -> their collection record (:mod:`.collect`) in the latest run that graded them."""
+    latest = {}
+    for folder, _ in runs:
+        try:
+            records = json.loads((folder / "results.json").read_text())
+        except (OSError, ValueError):
+            continue
+        latest.update({s: r["collection"] for s, r in records.items() if r.get("collection") is not None})
+    return latest
+
+
 def write_class(out, assignment, db_url, course_id=""):
-    """Rebuild the class report and ``results.json`` in ``out``; the class's :class:`~.report.ClassResult`."""
+    """Rebuild the class report and ``results.json`` in ``out`` (each student's record with the
+    collection record of their latest run); the class's :class:`~.report.ClassResult`."""
     result = class_result(out, assignment, db_url, course_id)
-    result.write_json(Path(out) / "results.json")
+    path = Path(out) / "results.json"
+    result.write_json(path)
+    records = json.loads(path.read_text())
+    for student, collection in latest_collections(runs_of(out, assignment)).items():
+        if student in records:
+            records[student]["collection"] = collection
+    path.write_text(json.dumps(records, indent=1, ensure_ascii=False))
     report.write_report(result, assignment, out)
     return result
 

@@ -269,7 +269,7 @@ def grade(settings, kernels, started):
         run.result.collection = collection
         jobs = run.jobs(run.plan(collection.students))
         for job in jobs:   # what the collection tells the student (feedback) and the instructor (flags)
-            job.notices, job.flags = collection.notices(job.student), job.flags + collection.flags(job.student)
+            job.notices, job.flags = job.notices + collection.notices(job.student), job.flags + collection.flags(job.student)
         # imports (and feedback templates) every grading child needs, once before the forks
         warmup.warm_up(run.release.values(), feedback=settings.feedback and not settings.scheduler)
         if kernels.zygote is not None:
