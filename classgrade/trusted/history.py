@@ -60,17 +60,19 @@ def runs_of(out, assignment):
     return found
 
 
-def latest_records(runs):
-    """student -> their :class:`~classgrade.protocol.Result` in the latest run that graded them."""
-    latest = {}
+def _run_records(runs):
+    """``(student, record as a dict)`` of every run's ``results.json``, oldest run first."""
     for folder, _ in runs:
         try:
             records = json.loads((folder / "results.json").read_text())
         except (OSError, ValueError):
             continue
-        for student, record in records.items():
-            latest[student] = Result.from_dict(record)
-    return latest
+        yield from records.items()
+
+
+def latest_records(runs):
+    """student -> their :class:`~classgrade.protocol.Result` in the latest run that graded them."""
+    return {student: Result.from_dict(record) for student, record in _run_records(runs)}
 
 
 def class_result(out, assignment, db_url, course_id=""):
@@ -96,14 +98,8 @@ def class_result(out, assignment, db_url, course_id=""):
 
 def latest_collections(runs):
     """student -> their collection record (:mod:`.collect`) in the latest run that graded them."""
-    latest = {}
-    for folder, _ in runs:
-        try:
-            records = json.loads((folder / "results.json").read_text())
-        except (OSError, ValueError):
-            continue
-        latest.update({s: r["collection"] for s, r in records.items() if r.get("collection") is not None})
-    return latest
+    return {student: record["collection"] for student, record in _run_records(runs)
+            if record.get("collection") is not None}
 
 
 def write_class(out, assignment, db_url, course_id=""):
