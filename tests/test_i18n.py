@@ -185,13 +185,20 @@ def test_the_glossary_terms_are_used(path):
 
 
 @pytest.fixture(scope="session")
-def extracted(tmp_path_factory):
-    """The chapters' messages, extracted from the current sources (Sphinx's gettext builder)."""
+def extracted(built_book, tmp_path_factory):
+    """The chapters' messages, extracted from the current sources (Sphinx's gettext builder),
+    the captions of their figures included: the chapters' outputs come from the jupyter-cache
+    of the session's build, so nothing runs again."""
     potdir = tmp_path_factory.mktemp("gettext")
-    assert editions.extract_chapter_messages(potdir) == 0, "Sphinx's gettext builder failed"
+    assert editions.extract_chapter_messages(potdir, cache=cache_of(built_book)) == 0, "gettext builder failed"
     return editions.chapter_messages(potdir)
 
 
+def cache_of(built_book):
+    return built_book.html.parent / ".jupyter_cache"
+
+
+@pytest.mark.book
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_catalog_is_current(extracted, chapter):
     current = extracted.get(f"{chapter}.po")
@@ -204,7 +211,8 @@ def test_chapter_catalog_is_current(extracted, chapter):
         f"again:\n" + "\n".join(m[:160] for m in new) + (f"\n(left over: {len(old)})" if old else ""))
 
 
-def test_a_changed_sentence_is_named_for_translation(extracted, tmp_path):
+@pytest.mark.book
+def test_a_changed_sentence_is_named_for_translation(built_book, extracted, tmp_path):
     """Change one sentence of a chapter in a copy of the book: its extracted messages no longer
     match the catalog, and the check names that chapter's changed message."""
     copy = tmp_path / "copy"
@@ -217,7 +225,7 @@ def test_a_changed_sentence_is_named_for_translation(extracted, tmp_path):
     sentence = next(e.msgid for e in po if len(e.msgid) > 40 and e.msgid in source and "\n" not in e.msgid)
     (copy / "book" / "intro.md").write_text(source.replace(sentence, sentence + " Changed."), encoding="utf-8")
     potdir = tmp_path / "gettext"
-    assert editions.extract_chapter_messages(potdir, root=copy) == 0
+    assert editions.extract_chapter_messages(potdir, root=copy, cache=cache_of(built_book)) == 0
     messages = editions.chapter_messages(potdir)
     new, old = stale_messages(messages["book/intro.po"], po)
     assert new == [sentence + " Changed."] and old == [sentence]

@@ -19,10 +19,12 @@ Commands (``python book/_ext/editions.py <command>``):
     the English build executes every chapter into it (``nb_execution_mode: cache``)
     and the Chinese build reads the same outputs, so every number and figure is the
     same in both editions.
-``catalogs``
+``catalogs [--cache DIR]``
     Brings every catalog up to date with the sources: Sphinx's gettext builder and
-    ``sphinx-intl update`` for the chapters, the notebooks' markdown cells for the
-    assignments. Prints the messages that are new or changed (to translate).
+    ``sphinx-intl update`` for the chapters (the figures' captions included, so the chapters
+    are read from the jupyter-cache of the last ``make book``, and a chapter not in it runs),
+    the notebooks' markdown cells for the assignments. Prints the messages that are new or
+    changed (to translate).
 ``notebooks [--check]``
     Writes ``exercises/zh_CN/<a>/<a>.ipynb`` from ``exercises/<a>/<a>.ipynb`` and its
     catalog: markdown cells translated, every other cell (and each answer cell) byte
@@ -212,10 +214,17 @@ def update_exercise_catalog(path, messages, language):
     return todo
 
 
-def extract_chapter_messages(outdir, root=REPO):
-    """Run Sphinx's gettext builder on the book in ``root`` (no execution) into ``outdir``
-    (the ``.pot`` files); returns the exit status. Writes nothing in ``root`` (no conf.py)."""
-    overrides = dict(GETTEXT_OPTIONS, nb_execution_mode="off", language="en")
+def extract_chapter_messages(outdir, root=REPO, cache=None):
+    """Run Sphinx's gettext builder on the book in ``root`` into ``outdir`` (the ``.pot``
+    files); returns the exit status. Writes nothing in ``root`` (no conf.py).
+
+    The captions of the figures that code cells draw are messages, and a cell has a figure only
+    once it has run: the chapters are read from the jupyter-cache ``cache`` (by default that of
+    ``make book``, ``_build/.jupyter_cache``), and a chapter whose code is not in it runs.
+    What the cells output is not a message (``language_switch.CodeOutputs``)."""
+    cache = Path(cache) if cache else Path(root) / "_build" / ".jupyter_cache"
+    overrides = dict(GETTEXT_OPTIONS, nb_execution_mode="cache", nb_execution_cache_path=str(cache),
+                     language="en")
     return sphinx_build(outdir, Path(outdir) / ".doctrees", overrides, builder="gettext", root=root)
 
 
@@ -227,13 +236,14 @@ def chapter_messages(potdir):
             for p in sorted(Path(potdir).rglob("*.pot"))}
 
 
-def update_catalogs():
-    """Bring every catalog up to date; return ``[(catalog, message)]`` still to translate."""
+def update_catalogs(cache=None):
+    """Bring every catalog up to date; return ``[(catalog, message)]`` still to translate.
+    ``cache``: the jupyter-cache to read the chapters' outputs from (``extract_chapter_messages``)."""
     import polib
 
     todo = []
     with tempfile.TemporaryDirectory() as potdir:
-        if extract_chapter_messages(potdir):
+        if extract_chapter_messages(potdir, cache=cache):
             raise SystemExit("editions: Sphinx's gettext builder failed (see above)")
         for language in TRANSLATIONS:
             subprocess.run([str(Path(sys.executable).parent / "sphinx-intl"), "update", "-p", potdir,
@@ -316,14 +326,16 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     build_parser = commands.add_parser("build", help="build both editions")
     build_parser.add_argument("--path-output", default=str(REPO))
-    commands.add_parser("catalogs", help="update every catalog from the sources")
+    catalogs_parser = commands.add_parser("catalogs", help="update every catalog from the sources")
+    catalogs_parser.add_argument("--cache", default=None,
+                                 help="jupyter-cache of executed chapters (default: _build/.jupyter_cache)")
     notebooks_parser = commands.add_parser("notebooks", help="write the translated student notebooks")
     notebooks_parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "build":
         return build(args.path_output)
     if args.command == "catalogs":
-        todo = update_catalogs()
+        todo = update_catalogs(args.cache)
         for catalog, message in todo:
             print(f"{catalog}: {message[:100]!r}")
         print(f"{len(todo)} message(s) to translate" if todo else "every message is translated")

@@ -14,9 +14,16 @@ The links are relative (``../zh_CN/book/shapes.html`` from ``book/shapes.html``)
 work from ``file://`` and from any host or folder the build is published in. The switch is
 a template (``templates/language-switch.html``) put first among the theme's header buttons
 (``article_header_end``), which the theme shows at every width, phones included.
+
+What code cells output (text, tables, Markdown they display) is the same in every edition:
+``CodeOutputs`` marks it untranslatable, so the catalogs hold prose only and the Chinese pages
+show the English build's outputs unchanged (the captions of figures are prose, and translated).
 """
 
 import os
+
+from docutils import nodes
+from sphinx.transforms import SphinxTransform
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
@@ -58,6 +65,23 @@ def hreflang(language):
     return language.replace("_", "-")
 
 
+class CodeOutputs(SphinxTransform):
+    """Mark everything a code cell outputs as not translatable (but its figure's caption), before
+    the gettext builder reads the page and before Sphinx translates it (``Locale``, priority 20)."""
+
+    default_priority = 15
+
+    def apply(self, **kwargs):
+        for output in self.document.findall(nodes.container):
+            if output.get("nb_element") == "cell_code_output" or "cell_output" in output.get("classes", []):
+                captions = {id(n) for figure in output.findall(nodes.figure)
+                            for part in figure.children if isinstance(part, (nodes.caption, nodes.legend))
+                            for n in part.findall(nodes.Element)}
+                for node in output.findall(nodes.TextElement):
+                    if id(node) not in captions:
+                        node["translatable"] = False
+
+
 def _add_links(app, pagename, templatename, context, doctree):
     editions = app.config.book_editions or {}
     language = app.config.language or "en"
@@ -85,4 +109,5 @@ def setup(app):
     app.add_config_value("book_editions", {}, "html", types=[dict])
     app.connect("config-inited", _add_template, priority=600)
     app.connect("html-page-context", _add_links)
+    app.add_transform(CodeOutputs)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
