@@ -37,14 +37,15 @@ catalogs: $(STAMP)
 test: $(STAMP) system
 	$(BIN)/python -m pytest
 
-# Debian packages the tests need: Chromium (browser test), PostgreSQL (shared gradebook) and
-# bubblewrap (the grading sandbox). Installed as root or through passwordless sudo; otherwise
+# Debian packages the tests need: Chromium (browser test), PostgreSQL (shared gradebook),
+# bubblewrap (the grading sandbox) and a CJK font (Chromium shows the Chinese edition). Installed as root or through passwordless sudo; otherwise
 # make stops at once with the one command that installs them.
 system:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; \
