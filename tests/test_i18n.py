@@ -21,6 +21,7 @@ import polib
 import pytest
 import yaml
 from bs4 import BeautifulSoup
+from figure_prose import figure_prose
 from test_book import toc_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,6 +162,46 @@ def test_page_facts_ignore_prose_and_catch_a_changed_number_or_figure():
     assert differences(english, page_facts(page.format("卷积核。", "2", "a.png"))) == {}
     assert set(differences(english, page_facts(page.format("卷积核。", "3", "a.png")))) == {"outputs"}
     assert set(differences(english, page_facts(page.format("卷积核。", "2", "b.png")))) == {"images"}
+
+
+FIGURE_CELLS = """
+```{code-cell} ipython3
+def show(ax, A, title):
+    ax.imshow(A)
+    ax.set_title(title)
+```
+
+```{code-cell} ipython3
+---
+tags: [hide-input]
+---
+fig, axes = plt.subplots(1, 3)
+for ax, image, title in zip(axes, [X, Y, Z], ["$X$", "input", f"Y[{0}]"]):
+    ax.imshow(image)
+    ax.set_title(title)
+show(axes[0], X, "response")
+show(axes[1], X, f"$K_{1}$")
+ax.plot([1, 2], label="trained by fit_kernel")
+ax.set_xlabel(f"{n:g} pixels")
+ax.text(0, 0, f"{v:g}", ha="center")
+figures.grid(ax, K, title="K.flip(0, 1)", color="tab:orange")
+```
+"""
+
+
+def test_figure_prose_finds_the_words_that_reach_a_figure():
+    """Through a loop over zip, a helper's parameter, a label=, a format; not code names,
+    math, a format's spec or the other arguments of a call."""
+    assert figure_prose(FIGURE_CELLS) == {"input": ["input"], "response": ["response"],
+                                          "trained by fit_kernel": ["trained", "by"], " pixels": ["pixels"]}
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_figures_carry_no_prose(chapter):
+    """A figure is one image in both editions: its words belong in its caption (translated)."""
+    found = figure_prose((REPO / f"{chapter}.md").read_text(encoding="utf-8"))
+    assert not found, (f"{chapter}: figure texts with English words (use symbols, math or code names, "
+                       f"and say the rest in the caption): {found}")
 
 
 # ---------------------------------------------------------------------------
