@@ -726,3 +726,21 @@ def test_search_works_offline_in_chinese(visits):
     search = visits[f"{TRANSLATED[0]}/search.html?q=卷积"]
     assert search["hits"] > 0
     assert not search["errors"] and not search["remote"], search
+
+
+def test_an_animation_speaks_chinese_in_the_chinese_edition(server):
+    """The same animation HTML shows its buttons, counter and grid labels in Chinese on a Chinese page."""
+    with _offline_page({"width": 1280, "height": 900}) as (page, current):
+        page.goto(server + f"{TRANSLATED[0]}/book/padding_stride.html", wait_until="load")
+        anim = page.locator(".convlab-anim").first
+        counter = anim.locator(".ca-counter")
+        assert re.fullmatch(r"第1步，共\d+步", counter.inner_text()), counter.inner_text()
+        buttons = anim.locator("button").evaluate_all("bs => bs.map(b => b.textContent)")
+        assert buttons == ["上一步", "播放", "下一步"], buttons
+        anim.locator("button[data-action=next]").click()
+        assert counter.inner_text().startswith("第2步")
+        labels = anim.locator(".ca-frame:visible figcaption").evaluate_all("cs => cs.map(c => c.textContent)")
+        assert labels and all(re.search(r"[\u4e00-\u9fff]", label) for label in labels), labels
+        words = re.findall(r"[A-Za-z]{2,}", anim.locator(".ca-frame:visible").inner_text())
+        assert not words, f"English words in the Chinese animation: {words}"
+        assert not current["errors"] and not current["remote"], current
