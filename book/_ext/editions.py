@@ -232,7 +232,7 @@ def chapter_messages(potdir):
     """``{chapter catalog path relative to LC_MESSAGES: [msgid, ...]}`` of a gettext build."""
     import polib
 
-    return {str(p.relative_to(potdir).with_suffix(".po")): [e.msgid for e in polib.pofile(str(p))]
+    return {str(p.relative_to(potdir).with_suffix(".po")): [e.msgid for e in polib.pofile(str(p)) if e.msgid]
             for p in sorted(Path(potdir).rglob("*.pot"))}
 
 
