@@ -25,6 +25,9 @@ Commands (``python book/_ext/editions.py <command>``):
     are read from the jupyter-cache of the last ``make book``, and a chapter not in it runs),
     the notebooks' markdown cells for the assignments. Prints the messages that are new or
     changed (to translate).
+``fill COMPENDIUM.po``
+    Fills the empty or fuzzy messages of every catalog with the translation of the same
+    message in a compendium (a ``.po`` of translated messages), and prints how many.
 ``notebooks [--check]``
     Writes ``exercises/zh_CN/<a>/<a>.ipynb`` from ``exercises/<a>/<a>.ipynb`` and its
     catalog: markdown cells translated, every other cell (and each answer cell) byte
@@ -262,6 +265,28 @@ def update_catalogs(cache=None):
     return todo
 
 
+def fill_from(compendium):
+    """Give each empty or fuzzy message of every catalog the compendium's translation of the
+    same message; return the number of messages filled."""
+    import polib
+
+    table = translations(polib.pofile(str(compendium)))
+    filled = 0
+    for path in sorted(LOCALES.glob("*/LC_MESSAGES/**/*.po")):
+        po = polib.pofile(str(path))
+        changed = False
+        for entry in po:
+            if (not entry.msgstr or "fuzzy" in entry.flags) and entry.msgid in table:
+                entry.msgstr = table[entry.msgid]
+                if "fuzzy" in entry.flags:
+                    entry.flags.remove("fuzzy")
+                entry.previous_msgid = None
+                filled, changed = filled + 1, True
+        if changed:
+            po.save(str(path))
+    return filled
+
+
 # ---------------------------------------------------------------------------
 # The build
 
@@ -329,6 +354,8 @@ def main(argv=None):
     catalogs_parser = commands.add_parser("catalogs", help="update every catalog from the sources")
     catalogs_parser.add_argument("--cache", default=None,
                                  help="jupyter-cache of executed chapters (default: _build/.jupyter_cache)")
+    fill_parser = commands.add_parser("fill", help="fill untranslated messages from a compendium")
+    fill_parser.add_argument("compendium")
     notebooks_parser = commands.add_parser("notebooks", help="write the translated student notebooks")
     notebooks_parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
@@ -339,6 +366,9 @@ def main(argv=None):
         for catalog, message in todo:
             print(f"{catalog}: {message[:100]!r}")
         print(f"{len(todo)} message(s) to translate" if todo else "every message is translated")
+        return 0
+    if args.command == "fill":
+        print(f"{fill_from(args.compendium)} message(s) filled from {args.compendium}")
         return 0
     problems = make_notebooks(check=args.check)
     for problem in problems:
