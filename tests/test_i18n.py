@@ -9,7 +9,6 @@ ones, by ``nbgrader autograde`` and by ``python -m classgrade grade``) is in
 ``tests/test_nbgrader.py``, with the rest of the round trip.
 """
 
-import collections
 import hashlib
 import json
 import re

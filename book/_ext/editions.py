@@ -37,7 +37,6 @@ Commands (``python book/_ext/editions.py <command>``):
 import argparse
 import copy
 import json
-import os
 import shutil
 import subprocess
 import sys
