@@ -23,20 +23,29 @@ $(STAMP): requirements.txt pyproject.toml classgrade/pyproject.toml
 # repository.url is empty: origin's URL if it is a public https URL (no user or token in it).
 COURSE_REPOSITORY ?= $(shell git remote get-url origin 2>/dev/null | grep -E '^https://[^@/]+/[^@]+$$')
 
+# Both editions: English in _build/html, Chinese in _build/html/zh_CN (book/_ext/editions.py),
+# each built as `jupyter-book build . -W -n --keep-going` would; the chapters execute once.
 book: $(STAMP)
-	COURSE_REPOSITORY='$(COURSE_REPOSITORY)' $(BIN)/jupyter-book build . --path-output . -W -n --keep-going
+	COURSE_REPOSITORY='$(COURSE_REPOSITORY)' $(BIN)/python book/_ext/editions.py build --path-output .
+
+# After editing a chapter or a notebook: bring every catalog of book/locales/ up to date with
+# the sources and list the messages to translate (new, changed: fuzzy or empty).
+.PHONY: catalogs
+catalogs: $(STAMP)
+	$(BIN)/python book/_ext/editions.py catalogs
 
 test: $(STAMP) system
 	$(BIN)/python -m pytest
 
-# Debian packages the tests need: Chromium (browser test), PostgreSQL (shared gradebook) and
-# bubblewrap (the grading sandbox). Installed as root or through passwordless sudo; otherwise
+# Debian packages the tests need: Chromium (browser test), PostgreSQL (shared gradebook),
+# bubblewrap (the grading sandbox) and a CJK font (Chromium shows the Chinese edition). Installed as root or through passwordless sudo; otherwise
 # make stops at once with the one command that installs them.
 system:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; \
@@ -48,13 +57,15 @@ system:
 clean:
 	rm -rf _build
 
-# Regenerate the student notebooks in exercises/ from solutions/ (commit both afterwards).
+# Regenerate the student notebooks in exercises/ from solutions/, and their translations
+# exercises/zh_CN/<a>/<a>.ipynb from them and the catalogs (commit all afterwards).
 .PHONY: exercises
 exercises: $(STAMP)
 	$(BIN)/jupyter nbconvert --log-level=WARN --clear-output --inplace solutions/*/*.ipynb
 	for dir in solutions/*/; do \
 	  $(BIN)/nbgrader generate_assignment "$$(basename $$dir)" --force --no-db --log-level=WARN || exit 1; \
 	done
+	$(BIN)/python book/_ext/editions.py notebooks
 
 # Grade a whole class (classgrade): make grade ASSIGNMENT=cross_correlation SUBMISSIONS=submitted
 # SUBMISSIONS is nbgrader's submitted/ folder or an LMS download (.zip or folder; REGEX= file-name pattern).

@@ -422,27 +422,45 @@ _CSS = (
 )
 
 # Show one frame at a time once the script runs; without it every frame stays visible.
+# The animation is the same HTML in every edition of the book; on a page whose language is
+# Chinese (<html lang="zh-CN">) the script shows its words in Chinese (ZH below).
 _SCRIPT = """(function () {
   var root = document.getElementById(%s), interval = %d;
   var frames = root.querySelectorAll('.ca-frame'), n = frames.length, k = 0, timer = null;
   var counter = root.querySelector('.ca-counter');
   var play = root.querySelector('[data-action=play]');
+  var zh = /^zh/i.test(document.documentElement.lang || '');
+  var ZH = {'Previous': '上一步', 'Next': '下一步', 'Play': '播放', 'Pause': '暂停', 'input': '输入',
+            'padded input': '填充后的输入', 'kernel': '卷积核', 'output': '输出',
+            'output (cropped cells shaded)': '输出（阴影处被裁掉）'};
+  function t(words) { return zh && ZH[words] || words; }
+  if (zh) {
+    root.querySelectorAll('button').forEach(function (b) { b.textContent = t(b.textContent); });
+    root.querySelectorAll('figcaption').forEach(function (c) {
+      var m = /^(.*?)(, channel (\\d+))?$/.exec(c.textContent);
+      c.textContent = t(m[1]) + (m[3] ? '，通道' + m[3] : '');
+    });
+    root.querySelectorAll('.ca-caption').forEach(function (c) {
+      var m = /^(.*): add (.*) to (.*)$/.exec(c.textContent);
+      if (m) c.textContent = m[1] + '：把' + m[2] + '加到' + m[3] + '上';
+    });
+  }
   function show(i) {
     k = (i + n) %% n;
     for (var f = 0; f < n; f++) frames[f].hidden = (f !== k);
-    counter.textContent = 'step ' + (k + 1) + ' of ' + n;
+    counter.textContent = zh ? '第' + (k + 1) + '步，共' + n + '步' : 'step ' + (k + 1) + ' of ' + n;
   }
   function stop() {
     if (timer !== null) clearInterval(timer);
     timer = null;
-    play.textContent = 'Play';
+    play.textContent = t('Play');
   }
   root.querySelector('[data-action=prev]').addEventListener('click', function () { stop(); show(k - 1); });
   root.querySelector('[data-action=next]').addEventListener('click', function () { stop(); show(k + 1); });
   play.addEventListener('click', function () {
     if (timer !== null) { stop(); return; }
     if (k === n - 1) show(0);
-    play.textContent = 'Pause';
+    play.textContent = t('Pause');
     timer = setInterval(function () { if (k >= n - 1) stop(); else show(k + 1); }, interval);
   });
   root.querySelector('.ca-controls').hidden = false;

@@ -1,10 +1,11 @@
 """Shared fixtures: ``built_book`` builds the Jupyter Book once per test session.
 
-The book is built the way ``make book`` builds it (``-W -n --keep-going``) but
-into a temporary folder, never into the repository's ``_build``. Tests read
-the result from the returned object:
+The book is built the way ``make book`` builds it (``book/_ext/editions.py build``: both
+editions, each ``-W -n --keep-going``) but into a temporary folder, never into the
+repository's ``_build``. Tests read the result from the returned object:
 
-- ``.html``: ``pathlib.Path`` of the HTML folder (``<tmp>/_build/html``);
+- ``.html``: ``pathlib.Path`` of the HTML folder (``<tmp>/_build/html``), the English
+  edition; ``.html / "zh_CN"`` is the Chinese one (``built_book.edition("zh_CN")``);
   ``.html.parent`` holds ``jupyter_execute/``, the executed notebooks;
 - ``.log``: the full build output (stdout and stderr, colour codes removed);
 - ``.returncode``: the exit status of ``jupyter-book build``.
@@ -38,12 +39,14 @@ class BuiltBook:
     log: str
     returncode: int
 
+    def edition(self, language):
+        """The HTML folder of one edition of the book ("en" is the root of the build)."""
+        return self.html if language == "en" else self.html / language
+
 
 def build_book(output):
-    """Run ``jupyter-book build`` on the repository into ``output`` and return a ``BuiltBook``."""
-    jupyter_book = BIN / "jupyter-book"
-    command = [str(jupyter_book) if jupyter_book.exists() else "jupyter-book",
-               "build", str(REPO), "--path-output", str(output), "-W", "-n", "--keep-going"]
+    """Build both editions of the book into ``output`` as ``make book`` does; return a ``BuiltBook``."""
+    command = [sys.executable, str(REPO / "book" / "_ext" / "editions.py"), "build", "--path-output", str(output)]
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     try:
         done = subprocess.run(command, cwd=REPO, env=env, stdout=subprocess.PIPE,

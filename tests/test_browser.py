@@ -102,7 +102,13 @@ async () => {
   const brand = document.querySelector('a.navbar-brand');
   const next = document.querySelector('a.right-next');
   const box = document.querySelector('.exercise-links');
+  const inView = el => { const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.left >= 0 && r.right <= innerWidth && r.top >= 0; };
   return {
+    lang: document.documentElement.lang,
+    // The language switch in the page header: its links, and whether each is on screen.
+    switch: Array.from(document.querySelectorAll('.convlab-language-switch a')).map(a => ({
+      href: a.href, text: a.textContent.trim(), visible: visible(a) && inView(a)})),
     url: location.href,
     title: document.title,
     images: imgs.map(img => ({src: img.currentSrc || img.src, width: img.naturalWidth,
@@ -139,11 +145,33 @@ async () => {
 """
 
 
+# The editions of the book: the English one at the root of the build, each translation in a
+# folder of its own (book/_ext/editions.py builds them).
+EDITIONS = list(_config()["sphinx"]["config"]["book_editions"])
+TRANSLATED = [language for language in EDITIONS if language != "en"]
+REDIRECTS = ["index.html"] + [f"{language}/index.html" for language in TRANSLATED]
+
+
 def _pages(html_dir):
-    """The pages of a build, relative to it: not the theme's template fragments in
-    _static/ (nor _sources/, _downloads/)."""
+    """The pages of a build, relative to it, both editions: not the theme's template
+    fragments in _static/ (nor _sources/, _downloads/)."""
     return sorted(p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*.html")
-                  if not p.relative_to(html_dir).parts[0].startswith("_"))
+                  if not any(part.startswith("_") for part in p.relative_to(html_dir).parts))
+
+
+def counterpart(rel, language):
+    """The same page in the edition ``language``.
+
+    >>> counterpart("book/shapes.html", "zh_CN"), counterpart("zh_CN/book/shapes.html", "en")
+    ('zh_CN/book/shapes.html', 'book/shapes.html')
+    """
+    for translated in TRANSLATED:
+        rel = rel.removeprefix(f"{translated}/")
+    return rel if language == "en" else f"{language}/{rel}"
+
+
+def edition_of(rel):
+    return next((language for language in TRANSLATED if rel.startswith(f"{language}/")), "en")
 
 
 @contextlib.contextmanager
@@ -206,7 +234,7 @@ def visits(built_book, server):
         for rel in pages:
             current.update(errors=[], remote=[])
             page.goto(server + rel, wait_until="load")
-            if rel == "index.html":  # a redirect to the root page
+            if rel in REDIRECTS:  # a redirect to the root page
                 page.wait_for_url(lambda url: not url.endswith("/index.html"))
                 page.wait_for_load_state("load")
             seen = page.evaluate(COLLECT_JS)
@@ -214,16 +242,17 @@ def visits(built_book, server):
             seen.update(errors=list(current["errors"]), remote=list(current["remote"]))
             results[rel] = seen
 
-        # The search page is the one place that builds its content in the browser.
-        current.update(errors=[], remote=[])
-        page.goto(server + "search.html?q=kernel", wait_until="load")
-        try:
-            page.wait_for_selector("#search-results ul.search li", timeout=20_000)
-        except PlaywrightTimeout:
-            pass  # no hits: test_search_works_offline says so
-        results["search.html?q=kernel"] = {
-            "hits": page.locator("#search-results ul.search li").count(),
-            "errors": list(current["errors"]), "remote": list(current["remote"])}
+        # The search page is the one place that builds its content in the browser (both editions).
+        for query in ["search.html?q=kernel"] + [f"{language}/search.html?q=卷积" for language in TRANSLATED]:
+            current.update(errors=[], remote=[])
+            page.goto(server + query, wait_until="load")
+            try:
+                page.wait_for_selector("#search-results ul.search li", timeout=20_000)
+            except PlaywrightTimeout:
+                pass  # no hits: test_search_works_offline says so
+            results[query] = {
+                "hits": page.locator("#search-results ul.search li").count(),
+                "errors": list(current["errors"]), "remote": list(current["remote"])}
     return results
 
 
@@ -560,6 +589,18 @@ TOO_WIDE_JS = r"""
 """
 
 
+# The language switch's links, and whether each is on the screen (not under another element).
+SWITCH_JS = r"""
+() => Array.from(document.querySelectorAll('.convlab-language-switch a')).map(a => {
+  const r = a.getBoundingClientRect();
+  const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return {href: a.href, shown: r.width > 0 && r.left >= 0 && r.right <= innerWidth && r.top >= 0
+          && r.bottom <= innerHeight && getComputedStyle(a).visibility !== 'hidden'
+          && !!top && (top === a || a.contains(top))};
+})
+"""
+
+
 def _click_visible_toggle(page, toggle, dialog, contents):
     """Click the visible ``toggle`` button; return whether ``dialog`` opened showing ``contents``.
 
@@ -587,11 +628,12 @@ def narrow_visits(built_book, server):
     results = {}
     with _offline_page(NARROW) as (page, current):
         for rel in _pages(built_book.html):
-            if rel == "index.html":
+            if rel in REDIRECTS:
                 continue  # a redirect to the root page, visited as itself
             current.update(errors=[], remote=[])
             page.goto(server + rel, wait_until="load")
             seen = page.evaluate(TOO_WIDE_JS)
+            seen["switch"] = page.evaluate(SWITCH_JS)
             seen["sidebar"] = _click_visible_toggle(
                 page, ".primary-toggle", "#pst-primary-sidebar-modal", "nav.bd-docs-nav a")
             seen["contents"] = _click_visible_toggle(
@@ -625,3 +667,80 @@ def test_the_contents_button_opens_the_table_of_contents_on_a_phone(narrow_visit
 def test_the_header_buttons_cause_no_console_errors_on_a_phone(narrow_visits):
     problems = {page: seen["errors"] for page, seen in narrow_visits.items() if seen["errors"]}
     assert not problems, f"browser errors at 390 px, after clicking the header buttons: {problems}"
+
+
+# ---------------------------------------------------------------------------
+# The two editions: a language switch on every page, to the same page in the other language
+
+
+def _switch_problems(rel, links, server, key):
+    """What is wrong with the switch of page ``rel``: it must hold one link per other edition,
+    shown, leading to the same page in that edition."""
+    others = [language for language in EDITIONS if language != edition_of(rel)]
+    problems = []
+    if len(links) != len(others):
+        return [f"{len(links)} switch links, {len(others)} other editions"]
+    for link, language in zip(links, others):
+        if not link[key]:
+            problems.append(f"link to {language} not shown")
+        if link["href"] != server + counterpart(rel, language):
+            problems.append(f"link to {link['href']}, not {counterpart(rel, language)}")
+    return problems
+
+
+def test_every_page_switches_to_the_same_page_in_the_other_language(server, visits):
+    pages = [rel for rel in _page_ids(visits) if rel not in REDIRECTS]
+    assert any(edition_of(rel) != "en" for rel in pages), "no page of a translated edition was visited"
+    for rel in pages:  # every English page has its translation, and the other way round
+        for language in EDITIONS:
+            assert counterpart(rel, language) in visits, f"{rel}: no {language} page"
+    problems = {rel: found for rel in pages
+                if (found := _switch_problems(rel, visits[rel]["switch"], server, "visible"))}
+    assert not problems, f"language switches at 1280 px: {problems}"
+    wrong_lang = {rel: visits[rel]["lang"] for rel in pages
+                  if visits[rel]["lang"] != edition_of(rel).replace("_", "-")}
+    assert not wrong_lang, f"pages whose <html lang> is not their edition's: {wrong_lang}"
+
+
+def test_the_language_switch_is_on_screen_on_a_phone(server, narrow_visits):
+    problems = {rel: found for rel, seen in narrow_visits.items()
+                if (found := _switch_problems(rel, seen["switch"], server, "shown"))}
+    assert not problems, f"language switches at 390 px: {problems}"
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, NARROW], ids=["desktop", "phone"])
+def test_the_language_switch_goes_there_and_back(server, viewport):
+    """Click the switch on a chapter: the same chapter in Chinese; click again: back in English."""
+    start = "book/cross_correlation.html"
+    with _offline_page(viewport) as (page, current):
+        page.goto(server + start, wait_until="load")
+        for rel in (counterpart(start, TRANSLATED[0]), start):
+            page.locator(".convlab-language-switch a:visible").first.click()
+            page.wait_for_url(server + rel)
+            page.wait_for_load_state("load")
+            assert page.evaluate("document.documentElement.lang") == edition_of(rel).replace("_", "-")
+        assert not current["errors"] and not current["remote"], current
+
+
+def test_search_works_offline_in_chinese(visits):
+    search = visits[f"{TRANSLATED[0]}/search.html?q=卷积"]
+    assert search["hits"] > 0
+    assert not search["errors"] and not search["remote"], search
+
+
+def test_an_animation_speaks_chinese_in_the_chinese_edition(server):
+    """The same animation HTML shows its buttons, counter and grid labels in Chinese on a Chinese page."""
+    with _offline_page({"width": 1280, "height": 900}) as (page, current):
+        page.goto(server + f"{TRANSLATED[0]}/book/padding_stride.html", wait_until="load")
+        anim = page.locator(".convlab-anim").first
+        counter = anim.locator(".ca-counter")
+        assert re.fullmatch(r"第1步，共\d+步", counter.inner_text()), counter.inner_text()
+        buttons = anim.locator("button").evaluate_all("bs => bs.map(b => b.textContent)")
+        assert buttons == ["上一步", "播放", "下一步"], buttons
+        anim.locator("button[data-action=next]").click()
+        assert counter.inner_text().startswith("第2步")
+        labels = anim.locator(".ca-frame:visible figcaption").evaluate_all("cs => cs.map(c => c.textContent)")
+        assert labels and all(re.search(r"[\u4e00-\u9fff]", label) for label in labels), labels
+        words = re.findall(r"[A-Za-z]{2,}", anim.locator(".ca-frame:visible").inner_text())
+        assert not words, f"English words in the Chinese animation: {words}"
+        assert not current["errors"] and not current["remote"], current

@@ -5,7 +5,9 @@ committed exercises/; validate the solutions (all tests pass) and the releases (
 test passes); hand in, as students, the solution (full marks on every autograded
 cell), the untouched release (zero) and every notebook of the corpus
 tests/submissions/<assignment>/ (the score and failing cells in its expected.json, and
-words its messages must contain);
+words its messages must contain); and the Chinese release exercises/zh_CN/<a>/<a>.ipynb,
+once with the solution's answers and once blank, under the assignment's name (the same
+scores as the English notebooks, by nbgrader and by the class grader);
 autograde, generate feedback and export grades, as an instructor would.
 """
 
@@ -26,8 +28,11 @@ pytestmark = pytest.mark.grading
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "submissions"
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
-# Students of every assignment besides the corpus: the instructor's solution and the untouched release.
+# Students of every assignment besides the corpus: the instructor's solution and the untouched release;
+# and the Chinese release (exercises/zh_CN/), answered as the solution answers, and untouched.
 SOLUTION, UNTOUCHED, AGAIN = "solution", "untouched", "again"
+ZH_SOLUTION, ZH_UNTOUCHED = "zh_solution", "zh_untouched"
+TRANSLATIONS = ("zh_CN",)
 
 
 def expected_cases(assignment):
@@ -66,6 +71,19 @@ def autograded_points(notebook):
     )
 
 
+def answered(release, solution):
+    """The release ``release`` (a notebook) with each answer cell (nbgrader ``solution``) replaced
+    by the solution's cell of the same grade id: what a student who answers as the solution
+    hands in."""
+    answers = {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in solution.cells
+               if cell.metadata.get("nbgrader", {}).get("solution")}
+    notebook = nbformat.from_dict(json.loads(json.dumps(release)))
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = answers[cell.metadata["nbgrader"]["grade_id"]]
+    return notebook
+
+
 def build_course(root, assignment):
     """Release, hand in, autograde, give feedback and export one assignment in the course ``root``."""
     shutil.copy(ROOT / "nbgrader_config.py", root)
@@ -90,6 +108,15 @@ def build_course(root, assignment):
         folder = root / "submitted" / student / assignment
         folder.mkdir(parents=True)
         shutil.copy(source, folder / name)
+    chinese = ROOT / "exercises" / TRANSLATIONS[0] / assignment / name
+    solution = nbformat.read(root / "solutions" / assignment / name, as_version=4)
+    for student in (ZH_SOLUTION, ZH_UNTOUCHED):  # under the assignment's own name, as students hand it in
+        folder = root / "submitted" / student / assignment
+        folder.mkdir(parents=True)
+        if student == ZH_UNTOUCHED:
+            shutil.copy(chinese, folder / name)
+        else:
+            nbformat.write(answered(nbformat.read(chinese, as_version=4), solution), folder / name)
     nbgrader("autograde", assignment, cwd=root)
     nbgrader("generate_feedback", assignment, cwd=root)
     nbgrader("export", cwd=root)
@@ -182,7 +209,11 @@ def test_solutions_hold_one_clean_notebook(assignment):
 
 
 def test_every_release_has_a_source():
-    assert sorted(p.name for p in (ROOT / "exercises").iterdir() if p.is_dir()) == ASSIGNMENTS
+    """exercises/ holds a release per assignment, and the translations (exercises/zh_CN/<a>/)."""
+    assert sorted(p.name for p in (ROOT / "exercises").iterdir()
+                  if p.is_dir() and p.name not in TRANSLATIONS) == ASSIGNMENTS
+    for language in TRANSLATIONS:
+        assert sorted(p.name for p in (ROOT / "exercises" / language).iterdir()) == ASSIGNMENTS
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -194,6 +225,16 @@ def test_exercises_are_exactly_what_nbgrader_generates(course, assignment):
         assert (generated / path).read_bytes() == (committed / path).read_bytes(), (
             f"exercises/{assignment}/{path} is out of date: run `make exercises` and commit the result"
         )
+
+
+def test_answered_fills_every_answer_cell_and_nothing_else():
+    solution = nbformat.read(ROOT / "solutions" / ASSIGNMENTS[0] / notebook_name(ASSIGNMENTS[0]), as_version=4)
+    release = nbformat.read(ROOT / "exercises" / ASSIGNMENTS[0] / notebook_name(ASSIGNMENTS[0]), as_version=4)
+    filled = answered(release, solution)
+    by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in solution.cells if "nbgrader" in c.metadata}
+    changed = [c for c, r in zip(filled.cells, release.cells) if c.source != r.source]
+    assert changed and all(c.metadata["nbgrader"]["solution"] for c in changed)
+    assert all(c.source == by_id[c.metadata["nbgrader"]["grade_id"]].source for c in changed)
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -228,6 +269,40 @@ def test_untouched_release_gets_zero(course, assignment):
     auto, manual = scores(course(assignment), assignment, UNTOUCHED)
     assert auto and all(score == 0 for score, _ in auto.values()), auto
     assert not any(manual.values()), "unanswered written answers need no manual grading"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_a_chinese_notebook_scores_as_the_english_one(course, assignment):
+    """The Chinese release, answered as the solution answers: every autograded point, as the
+    solution; untouched: zero everywhere and nothing to grade by hand, as the English release."""
+    root = course(assignment)
+    assert scores(root, assignment, ZH_SOLUTION) == scores(root, assignment, SOLUTION)
+    assert scores(root, assignment, ZH_UNTOUCHED) == scores(root, assignment, UNTOUCHED)
+    auto, _ = scores(root, assignment, ZH_SOLUTION)
+    assert auto and all(score == maximum for score, maximum in auto.values()), auto
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS[:1])
+def test_the_class_grader_scores_a_chinese_notebook_as_the_english_one(course, assignment, tmp_path):
+    """One run of ``python -m classgrade grade`` (sandboxed) over the English and Chinese hand-ins."""
+    from classgrade.protocol import Result
+    from classgrade.trusted import report
+
+    root = course(assignment)
+    submitted = tmp_path / "submitted"
+    students = (SOLUTION, UNTOUCHED, ZH_SOLUTION, ZH_UNTOUCHED)
+    for student in students:
+        shutil.copytree(root / "submitted" / student, submitted / student)
+    done = subprocess.run([sys.executable, "-m", "classgrade", "grade", assignment, str(submitted), "--course",
+                           str(root), "--out", str(tmp_path / "out"), "--workers", "2", "--no-progress",
+                           "--no-feedback"], cwd=root, capture_output=True, text=True, timeout=1800,
+                          env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    totals = report.totals({s: Result.from_dict(results[s]) for s in students})
+    maximum = totals[SOLUTION][1]
+    assert maximum > 0 and totals[SOLUTION] == totals[ZH_SOLUTION] == (maximum, maximum), totals
+    assert totals[UNTOUCHED] == totals[ZH_UNTOUCHED] == (0, maximum), totals
 
 
 @pytest.mark.parametrize("assignment, case", CASES)

@@ -39,9 +39,40 @@ logger = logging.getLogger(__name__)
 INTERFACES = {"classic": "tree", "jupyterlab": "lab/tree"}
 
 
-def notebook_path(assignment):
-    """Path of an assignment's released notebook, relative to the book root."""
+def notebook_path(assignment, language="en"):
+    """Path of an assignment's released notebook, relative to the book root: the English
+    one, or its translation (``exercises/<language>/<a>/<a>.ipynb``, made by
+    ``book/_ext/editions.py notebooks``) for another edition of the book.
+
+    >>> notebook_path("shapes"), notebook_path("shapes", "zh_CN")
+    ('exercises/shapes/shapes.ipynb', 'exercises/zh_CN/shapes/shapes.ipynb')
+    """
+    if language and language != "en":
+        return f"exercises/{language}/{assignment}/{assignment}.ipynb"
     return f"exercises/{assignment}/{assignment}.ipynb"
+
+
+# The words of the exercise box in each edition of the book (the box is made after Sphinx
+# translates a page, so its words are here rather than in the catalogs).
+LABELS = {
+    "en": {"title": "Graded exercise", "download": "Download ", "open": " and open it in Jupyter",
+           "online": ", or work on it online:", "end": ".", "launch": "Open on {}",
+           "needs": "Its tests use the course package: download ",
+           "install": " and install it, with PyTorch, in the environment of your Jupyter: "},
+    "zh_CN": {"title": "评分练习", "download": "下载 ", "open": " 并在 Jupyter 中打开",
+              "online": "，或在线完成：", "end": "。", "launch": "在 {} 上打开",
+              "needs": "它的测试要用课程的软件包：下载 ",
+              "install": " 并把它连同 PyTorch 安装到你的 Jupyter 所用的环境中："},
+}
+
+
+def labels(language):
+    """The words of the exercise box for a language (English when it has none).
+
+    >>> labels("zh_CN")["title"], labels("fr")["title"]
+    ('评分练习', 'Graded exercise')
+    """
+    return LABELS.get(language or "en", LABELS["en"])
 
 
 def launch_urls(path, *, repository_url, branch="main", binderhub_url="",
@@ -102,13 +133,15 @@ class ExerciseLinks(SphinxTransform):
             logger.warning("exercise_notebooks: chapter %s has no title to put "
                            "the exercise link under", docname, location=docname)
             return
-        path = notebook_path(assignment)
+        language = self.config.language or "en"
+        words = labels(language)
+        path = notebook_path(assignment, language)
         _, abspath = self.env.relfn2path("/" + path, docname)
         options = _launch_options(self.config)
         launches = launch_urls(path, **options) if options["repository_url"] else []
         para = nodes.paragraph()
         if os.path.isfile(abspath):
-            para += nodes.Text("Download ")
+            para += nodes.Text(words["download"])
             ref = addnodes.download_reference(
                 "", "", refdoc=docname, reftarget="/" + path, refexplicit=True,
                 reftype="download", refdomain="", classes=["exercise-download"])
@@ -118,12 +151,11 @@ class ExerciseLinks(SphinxTransform):
             logger.warning("exercise_notebooks: the notebook %s for chapter %s does "
                            "not exist (run nbgrader generate_assignment %s)",
                            path, docname, assignment, location=docname)
-            para += nodes.Text("Download ")
+            para += nodes.Text(words["download"])
             para += nodes.literal("", f"{assignment}.ipynb")
-        para += nodes.Text(" and open it in Jupyter" + (", or work on it online:"
-                                                          if launches else "."))
+        para += nodes.Text(words["open"] + (words["online"] if launches else words["end"]))
         box = nodes.admonition(classes=["tip", "exercise-links"])
-        box += nodes.title("", "Graded exercise")
+        box += nodes.title("", words["title"])
         box += para
         if launches:
             buttons = nodes.paragraph(classes=["exercise-launch"])
@@ -131,17 +163,17 @@ class ExerciseLinks(SphinxTransform):
                 if len(buttons):
                     buttons += nodes.Text(" ")
                 buttons += nodes.reference(
-                    "", f"Open on {label}", refuri=url,
+                    "", words["launch"].format(label), refuri=url,
                     classes=["sd-btn", "sd-btn-outline-primary",
                              "exercise-launch-" + label.lower()])
             box += buttons
         wheel = wheel_name(self.app.srcdir, self.config.exercise_package)
         if wheel:
             needs = nodes.paragraph(classes=["exercise-package"])
-            needs += nodes.Text("Its tests use the course package: download ")
+            needs += nodes.Text(words["needs"])
             needs += nodes.reference("", "", nodes.literal("", wheel), refuri="../" * docname.count("/")
                                      + f"_wheels/{wheel}", classes=["exercise-wheel"])
-            needs += nodes.Text(" and install it, with PyTorch, in the environment of your Jupyter: ")
+            needs += nodes.Text(words["install"])
             needs += nodes.literal("", f"pip install {wheel}")
             box += needs
         section.insert(1, box)
