@@ -250,6 +250,9 @@ def visits(built_book, server):
                 page.wait_for_selector("#search-results ul.search li", timeout=20_000)
             except PlaywrightTimeout:
                 pass  # no hits: test_search_works_offline says so
+            # the search goes on fetching each hit's page for its summary: let it finish, or the
+            # next page's navigation aborts those requests and they count against that page
+            page.wait_for_load_state("networkidle")
             results[query] = {
                 "hits": page.locator("#search-results ul.search li").count(),
                 "errors": list(current["errors"]), "remote": list(current["remote"])}
