@@ -37,7 +37,7 @@ from tqdm import tqdm   # the console bar: tqdm.auto picks a widget once ipykern
 from classgrade.protocol import Job, ReferenceCell, Status
 
 from . import database, gradebook, history, jail, late, report, warmup
-from . import worker  # noqa: F401 - imported once, before the grading processes are forked
+from . import worker   # imported once, before the grading processes are forked; its warm-up
 from .collect import collect
 from .errors import InstructorError
 from .runner import Runner
@@ -272,6 +272,8 @@ def grade(settings, kernels, started):
             job.notices, job.flags = job.notices + collection.notices(job.student), job.flags + collection.flags(job.student)
         # imports (and feedback templates) every grading child needs, once before the forks
         warmup.warm_up(run.release.values(), feedback=settings.feedback and not settings.scheduler)
+        if not settings.scheduler:   # the gradebook's statements, compiled once (a cluster's workers compile theirs)
+            worker.warm_gradebook(run.template_db, settings.assignment, run.release)
         if kernels.zygote is not None:
             kernels.zygote.ready()
         dispatch = run.dispatcher()

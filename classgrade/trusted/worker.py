@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -32,6 +33,7 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 from nbgrader.utils import parse_utc
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import scoped_session, sessionmaker
 from traitlets.config import Config
 
 from classgrade.protocol import (BASELINE, KERNEL_LOG, KERNEL_OPTIONS, KERNEL_OUTPUT, KERNEL_OUTPUT_KEPT, KERNEL_PREIMPORT,
@@ -54,10 +56,16 @@ def _scratch_sqlite_connect(dbapi_connection, _record):
         cursor.close()
 
 
+_COMPILED = {}   # "engine": the sqlite engine whose dialect and compiled statements every later one shares
+NBGRADER_ENGINE = {"echo": False, "future": True}   # the options of nbgrader's engines
+WARM_UP_STUDENT = "classgrade-warm-up"
+
+
 def _one_engine_per_database():
     """nbgrader opens a new ``Gradebook``, and so a new SQLAlchemy engine, about ten times per
     submission (in its preprocessors, and in ours), and each engine compiled the same SQL
-    again: in a grading child, which opens one database, engines are made once per URL.
+    again: in a grading child, which opens one database, engines are made once per URL, and
+    they compile only what the grader has not compiled before it forked (:func:`_share_compiled`).
     (``Gradebook.close`` disposes of the engine's connections; the engine stays usable.)"""
     if getattr(nbgrader.api.create_engine, "classgrade_shared", False):
         return
@@ -66,11 +74,83 @@ def _one_engine_per_database():
     def create_engine(url, **options):
         key = (str(url), tuple(sorted(options.items())))
         if key not in engines:
-            engines[key] = create(url, **options)
+            engines[key] = _share_compiled(create(url, **options), options)
         return engines[key]
 
     create_engine.classgrade_shared = True
     nbgrader.api.create_engine = create_engine
+
+
+def _share_compiled(engine, options):
+    """``engine``, given the dialect and the statement cache of the first sqlite engine made
+    with nbgrader's options (SQLAlchemy caches a compiled statement per dialect object, so
+    each engine compiled every statement again: ~0.1 CPU s a submission). Safe because they
+    differ only in the file they open: same driver, same options, no options in the URL."""
+    if engine.dialect.name != "sqlite" or engine.url.query or options != NBGRADER_ENGINE:
+        return engine
+    shared = _COMPILED.setdefault("engine", engine)
+    engine.dialect, engine._compiled_cache = shared.dialect, shared._compiled_cache
+    return engine
+
+
+def warm_gradebook(template_db, assignment, notebooks):
+    """Compile, in the grader before it forks, the statements that a grading child runs on its
+    private gradebook: one submission's steps (nbgrader's autograde, our reading of the grades
+    and the late penalty), on a scratch copy of the template gradebook, through the engine
+    whose dialect and cache every child's engine then takes (:func:`_share_compiled`).
+    Nothing else of this process changes: its own engines are made as before."""
+    original = nbgrader.api.create_engine
+    with tempfile.TemporaryDirectory(prefix="classgrade-warm-") as tmp:
+        url = f"sqlite:///{shutil.copy(template_db, tmp)}"
+        _one_engine_per_database()
+        try:
+            _one_submission(url, assignment, [name.removesuffix(".ipynb") for name in notebooks])
+            read_grades(url, assignment, WARM_UP_STUDENT)
+        finally:
+            nbgrader.api.create_engine = original
+            _COMPILED["engine"].dispose()
+
+
+def _one_submission(url, assignment, notebooks):
+    """What nbgrader's autograde asks of the gradebook for one submission (see :func:`warm_gradebook`)."""
+    with Gradebook(url) as gb:
+        gb.update_or_create_student(WARM_UP_STUDENT)
+        gb.find_assignment(assignment)
+        gb.update_or_create_submission(assignment, WARM_UP_STUDENT)
+        for name in notebooks:
+            notebook = gb.find_notebook(name, assignment)
+            for cell in notebook.source_cells:
+                gb.find_source_cell(cell.name, name, assignment)
+            for cell in notebook.grade_cells:
+                gb.find_graded_cell(cell.name, name, assignment)
+                gb.find_grade(cell.name, name, assignment, WARM_UP_STUDENT).auto_score = 0.0
+            for cell in notebook.solution_cells:
+                gb.find_comment(cell.name, name, assignment, WARM_UP_STUDENT)
+            gb.db.commit()
+            gb.find_submission_notebook(name, assignment, WARM_UP_STUDENT)
+        late.assign_penalties(gb, assignment, WARM_UP_STUDENT, late.penalty_plugin({}))
+
+
+def _gradebook_checked_once():
+    """nbgrader's ``Gradebook``, at every open (about 12 a submission), lists the database's
+    tables, creates the missing ones and looks the course up: about 20 queries. A grading child
+    opens only its private gradebook, whose tables and course it does not remove, so only the
+    first open of each URL and course does that; the others only connect, as nbgrader does."""
+    if getattr(Gradebook.__init__, "classgrade_once", False):
+        return
+    init, checked = Gradebook.__init__, set()
+
+    def __init__(self, db_url, course_id="default_course", authenticator=None):
+        if (db_url, course_id) not in checked:
+            init(self, db_url, course_id, authenticator)
+            checked.add((db_url, course_id))
+            return
+        self.engine = nbgrader.api.create_engine(db_url, echo=False, future=True)
+        self.db = scoped_session(sessionmaker(autoflush=True, bind=self.engine, future=True))
+        self.course_id, self.authenticator = course_id, authenticator
+
+    __init__.classgrade_once = True
+    Gradebook.__init__ = __init__
 
 
 def _scratch_sqlite():
@@ -186,6 +266,7 @@ def _environment(paths):
                       OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
     _scratch_sqlite()
     _one_engine_per_database()
+    _gradebook_checked_once()
 
 
 LEFT_OUT = "left out of the submission: "   # the flags of what the copy of the hand-in left out
