@@ -5,6 +5,7 @@ Runs in a grading process, as the grader. nbgrader's ``Execute`` preprocessor bu
 :func:`classgrade.trusted.worker.prepare` wrote (the sandbox's launcher) with its stdout and
 stderr in a file of the submission's, and builds :class:`KernelClient`.
 """
+import os
 import time
 from queue import Empty
 
@@ -14,6 +15,8 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import DottedObjectName, Type, Unicode
 
 from classgrade.protocol import MESSAGE_BYTES, MESSAGES_QUEUED
+
+from . import jail
 
 
 # The kernel handshake and shutdown of jupyter_client wait on fixed timers: its
@@ -80,5 +83,16 @@ class KernelManager(AsyncKernelManager):
         if not self.output_file:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
         with open(self.output_file, "ab") as output:   # the kernel's process keeps its own copy
+            if tuple(kernel_cmd[1:1 + len(jail.LAUNCHER)]) == jail.LAUNCHER:
+                return self._fork_launcher(kernel_cmd[1 + len(jail.LAUNCHER):], output, kw.get("cwd"))
             kw.update(stdout=output, stderr=output)
             return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    def _fork_launcher(self, argv, output, cwd):
+        """What jupyter_client's local provisioner does to launch, with the sandbox's launcher
+        forked from this process (:class:`~classgrade.trusted.jail.ForkedLauncher`)."""
+        provisioner = self.provisioner
+        provisioner.process = jail.ForkedLauncher(argv, output, cwd or os.getcwd())
+        provisioner.pid = provisioner.pgid = provisioner.process.pid   # its own session
+        provisioner.cwd = cwd
+        self._reconcile_connection_info(provisioner.connection_info)

@@ -64,7 +64,7 @@ def _run(job, paths, plan, stderr):
             except OSError as error:
                 return replay.Replies(problem=f"its sandbox did not start ({error})")
             return replay.communicate(process, plan, wall=job.wall)
-        argv = [sys.executable, "-P", "-m", "classgrade.trusted.jail", "--jail", str(jail_dir), "--replay"]
+        argv = [sys.executable, *jail.LAUNCHER, "--jail", str(jail_dir), "--replay"]
         return replay.run(argv, plan, wall=job.wall, cwd=paths.dest, stderr=stderr)
     finally:
         jail.release(jail_dir)

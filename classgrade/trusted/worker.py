@@ -249,7 +249,7 @@ def _write_kernel(job, paths):
         jail.write_jail(paths.jail, job.limits, zygote=job.zygote)
         jail.write_private(paths.private)
         # -P: the launcher runs as the grader, in the student's folder, which must not be on its sys.path
-        kernel = ["-P", "-m", "classgrade.trusted.jail", "--jail", str(paths.jail)] + kernel[2:]
+        kernel = [*jail.LAUNCHER, "--jail", str(paths.jail)] + kernel[2:]
     paths.kernelspec.mkdir(parents=True)
     # a signal to bwrap does not reach the kernel in its PID namespace: interrupt by message
     (paths.kernelspec / "kernel.json").write_text(json.dumps(dict(
