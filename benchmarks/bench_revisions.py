@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _checkout(revision, into):
     """``classgrade/`` as in ``revision``, extracted under ``into``."""
+    into.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", revision, "classgrade"], cwd=ROOT, check=True,
                              capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
