@@ -2,8 +2,10 @@
 
 ``python -P -m classgrade.trusted.jail --jail DIR --private DIR -f CONNECTION_FILE`` is
 the ``argv`` of the kernelspec that :mod:`classgrade.trusted.worker` writes for a
-sandboxed submission (``-P``: the kernel's folder, the student's, is not on ``sys.path``). It runs as the grader, outside the sandbox, for as long as
-the kernel runs: it reads the limits that the worker left in ``DIR/jail.json`` (:class:`classgrade.protocol.JailOptions`),
+sandboxed submission (``-P``: the kernel's folder, the student's, is not on ``sys.path``); the
+grader's kernel manager (:mod:`classgrade.trusted.kernels`) runs that launcher in a fork of the
+grading process instead (:class:`ForkedLauncher`). It runs as the grader, outside the sandbox,
+for as long as the kernel runs: it reads the limits that the worker left in ``DIR/jail.json`` (:class:`classgrade.protocol.JailOptions`),
 puts itself in a ``pids`` cgroup when the grader is root, sets the resource
 limits, and starts ``bwrap``, which builds new user, mount, PID, IPC, UTS and network
 namespaces and holds them open; the kernel (:mod:`classgrade.sandboxed.kernel`)
