@@ -147,3 +147,11 @@ def test_the_forked_launcher_is_signalled_as_a_process_group(tmp_path, monkeypat
         assert launcher.wait(timeout=30) == -signal.SIGKILL
     finally:
         launcher.kill()
+
+
+def test_a_warm_up_that_fails_changes_nothing(tmp_path, fresh_gradebook_patches):
+    """The warm-up is a saving only: an assignment it cannot find leaves the grader as it was."""
+    template = _template(tmp_path / "template.db")
+    original = nbgrader.api.create_engine
+    worker.warm_gradebook(template, "no-such-assignment", {"n.ipynb": {}})
+    assert nbgrader.api.create_engine is original
