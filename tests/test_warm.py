@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -155,3 +156,24 @@ def test_a_warm_up_that_fails_changes_nothing(tmp_path, fresh_gradebook_patches)
     original = nbgrader.api.create_engine
     worker.warm_gradebook(template, "no-such-assignment", {"n.ipynb": {}})
     assert nbgrader.api.create_engine is original
+
+
+def test_the_grader_imports_jsonschema_without_rfc3987_syntax():
+    """``classgrade.trusted`` marks rfc3987-syntax missing (its import builds 39 parsers, ~1.4 s):
+    jsonschema still imports and validates, without it."""
+    code = ("import sys, classgrade.trusted, jsonschema, nbformat\n"
+            "assert sys.modules.get('rfc3987_syntax') is None\n"
+            "jsonschema.validate({'a': 1}, {'type': 'object'})\n"
+            "nbformat.validate(nbformat.v4.new_notebook())\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
+
+
+def test_the_zygote_formats_a_failed_check_before_it_forks():
+    """The warm-up formats a real failed check (raised through convlab.grading), so a fork's first
+    traceback finds grading's source already read."""
+    code = ("import linecache\n"
+            "from convlab import grading\n"
+            "from classgrade.trusted import zygote\n"
+            "zygote._warm_tracebacks()\n"
+            "assert grading.__file__ in linecache.cache, sorted(linecache.cache)[:5]\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
