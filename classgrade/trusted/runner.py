@@ -7,6 +7,7 @@ Runs as the grader (and in a Dask worker's task, one at a time, :mod:`.cluster`)
 its kernel; a submission whose kernel died or hung is graded again without the cell that did
 it, at most ``max_attempts`` times, then as the blank release.
 """
+import gc
 import json
 import multiprocessing
 import os
@@ -110,7 +111,13 @@ class Runner:
     def _start(self, job, running):
         recv, send = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(target=_child, args=(job.to_json(), send), daemon=False)
-        proc.start()
+        # The child's collector leaves alone what it inherits: a full collection there would walk
+        # (and, copy-on-write, copy) this process's ~200k objects, ~40 % of a child's CPU.
+        gc.freeze()
+        try:
+            proc.start()
+        finally:
+            gc.unfreeze()
         send.close()
         running[proc.sentinel] = (proc, recv, job, time.monotonic())
 
