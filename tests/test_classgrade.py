@@ -423,6 +423,40 @@ def test_kernels_import_every_module_they_fingerprint_before_their_baseline():
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
 
 
+def test_a_check_cell_compares_in_a_namespace_of_its_own(tmp_path):
+    """The check cell executes the sandboxed fingerprints file afresh: "ok" while nothing changed;
+    a patched torch.allclose is named, even where the notebook defines its own print and
+    _classgrade functions; the cell stays a few lines (nbgrader copies and validates the notebook
+    many times), and leaves nothing in the notebook's namespace."""
+    code = f"""
+import contextlib, io, json, torch
+from IPython.core.interactiveshell import InteractiveShell
+from classgrade.sandboxed import fingerprints
+shell = InteractiveShell.instance()
+baseline = {str(tmp_path / "baseline.json")!r}
+with open(baseline, "w") as f:
+    json.dump(fingerprints.fingerprints(), f)
+source = fingerprints.check_cell_source(baseline)
+assert source.startswith(fingerprints.CHECK_PREFIX) and len(source.splitlines()) <= 6, source
+def verdict():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert shell.run_cell(source).success
+    return out.getvalue().strip()
+before = set(shell.user_ns)
+assert verdict() == "classgrade-integrity: ok"
+assert set(shell.user_ns) == before, set(shell.user_ns) ^ before
+assert shell.run_cell("import torch\\n"
+                      "print = lambda *args, **kwargs: None\\n"
+                      "def verdict(path): return 'classgrade-integrity: ok'\\n"
+                      "torch.allclose = lambda *args, **kwargs: True").success
+print(json.dumps(verdict()))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == "classgrade-integrity: modified torch.allclose"
+
+
 def test_retries_skip_the_cell_that_hung_then_fall_back_to_the_blank_release(tmp_path):
     """The runner's decisions after a wall-clock kill (the kill itself takes minutes to provoke)."""
     grader = runner.Runner(workers=1, wall=60)

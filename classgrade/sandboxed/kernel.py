@@ -37,7 +37,7 @@ from ipykernel.kernelapp import IPKernelApp
 from classgrade.protocol import (BASELINE, KERNEL_LOG, KERNEL_OPTIONS, KERNEL_PREIMPORT, NOT_RUN, RECORDS,
                                  KernelOptions, LogKind, cell_hash, log_line)
 
-from .fingerprints import FINGERPRINT_SOURCE
+from .fingerprints import fingerprints
 from .record import Recorder
 
 PREIMPORT = KERNEL_PREIMPORT   # also imported at the top of this module: its own imports
@@ -148,8 +148,6 @@ def _recorder(shell, private, options):
 def _watch_cells(shell, private, options, log_fd):
     """Baseline at the first cell, each cell's start logged (and given to the recorder),
     the cells of ``options.skip`` replaced by an error."""
-    namespace = {"get_ipython": lambda: shell}
-    exec(FINGERPRINT_SOURCE, namespace)
     state = {"baseline": False}
     baseline_fd = os.open(os.path.join(private, BASELINE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     recorder = _recorder(shell, private, options)
@@ -159,7 +157,7 @@ def _watch_cells(shell, private, options, log_fd):
             recorder.start_cell(cell_hash(info.raw_cell))
         if not state["baseline"]:  # first cell: the kernel is up, no student code has run
             state["baseline"] = True
-            os.write(baseline_fd, json.dumps(namespace["_classgrade_fingerprints"]()).encode())
+            os.write(baseline_fd, json.dumps(fingerprints()).encode())
             os.close(baseline_fd)
         os.write(log_fd, log_line(LogKind.START, cell_hash(info.raw_cell)))
 
