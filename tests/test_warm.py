@@ -3,6 +3,7 @@
 Each saving must change nothing but the time: the same rows, the same errors, the same
 process as before. How much each saves is measured by ``benchmarks/bench_grading.py``, not here.
 """
+import gc
 import json
 import os
 import shutil
@@ -13,12 +14,17 @@ import time
 from pathlib import Path
 
 import jsonschema
+import nbformat
 import nbgrader.api
 import nbgrader.nbgraderformat.common
 import pytest
 from sqlalchemy import event
 
-from classgrade.trusted import jail, warmup, worker
+from nbconvert.exporters import NotebookExporter
+from nbconvert.preprocessors import Preprocessor
+
+from classgrade.protocol import Job, Result, Status
+from classgrade.trusted import jail, runner, warmup, worker
 
 
 @pytest.fixture
@@ -177,3 +183,41 @@ def test_the_zygote_formats_a_failed_check_before_it_forks():
             "zygote._warm_tracebacks()\n"
             "assert grading.__file__ in linecache.cache, sorted(linecache.cache)[:5]\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
+
+
+def _report_frozen(job_json, conn):
+    """A grading child's stand-in: reports how many objects its collector leaves alone."""
+    job = Job.from_json(job_json)
+    conn.send(Result(student=job.student, status=Status.OK, error=str(gc.get_freeze_count())).to_json())
+    os._exit(0)
+
+
+def test_a_grading_child_collects_none_of_what_it_inherits(tmp_path, monkeypatch):
+    """Every object of the grader is frozen in the child at its fork (a full collection there walked
+    and copied them all), and the grader's own collector has them back after."""
+    monkeypatch.setattr(runner, "_child", _report_frozen)
+    frozen_before = gc.get_freeze_count()
+    done = []
+    job = Job(student="s", assignment="a", work=str(tmp_path), template_db="", source_dir="", release={})
+    runner.Runner(workers=1, wall=60).run([job], lambda j, r: done.append(r))
+    assert [r.status for r in done] == [Status.OK]
+    assert int(done[0].error) > max(10_000, frozen_before)
+    assert gc.get_freeze_count() == frozen_before
+
+
+class _Nothing(Preprocessor):
+    def preprocess(self, nb, resources):
+        return nb, resources
+
+
+def test_nbconvert_validates_a_graded_notebook_once(tmp_path, monkeypatch):
+    """The grading process's nbgrader config has nbconvert check the notebook after the last
+    preprocessor only (``optimistic_validation``), not after each."""
+    job = Job(student="s", assignment="a", work=str(tmp_path), template_db="", source_dir="", release={})
+    config = worker._nbgrader(job, worker.Paths(job)).config
+    assert config.Exporter.optimistic_validation is True
+    exporter = NotebookExporter(config=config, preprocessors=[_Nothing(), _Nothing(), _Nothing()])
+    checked = []
+    monkeypatch.setattr(exporter, "_validate_preprocessor", lambda nb, pre: checked.append(pre))
+    exporter.from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
+    assert len(checked) == 1
