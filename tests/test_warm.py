@@ -18,10 +18,9 @@ import nbformat
 import nbgrader.api
 import nbgrader.nbgraderformat.common
 import pytest
-from sqlalchemy import event
-
 from nbconvert.exporters import NotebookExporter
 from nbconvert.preprocessors import Preprocessor
+from sqlalchemy import event
 
 from classgrade.protocol import Job, Result, Status
 from classgrade.trusted import jail, runner, warmup, worker
@@ -185,6 +184,10 @@ def test_the_zygote_formats_a_failed_check_before_it_forks():
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
 
 
+def _job(tmp_path):
+    return Job(student="s", assignment="a", work=str(tmp_path), template_db="", source_dir="", release={})
+
+
 def _report_frozen(job_json, conn):
     """A grading child's stand-in: reports how many objects its collector leaves alone."""
     job = Job.from_json(job_json)
@@ -198,11 +201,20 @@ def test_a_grading_child_collects_none_of_what_it_inherits(tmp_path, monkeypatch
     monkeypatch.setattr(runner, "_child", _report_frozen)
     frozen_before = gc.get_freeze_count()
     done = []
-    job = Job(student="s", assignment="a", work=str(tmp_path), template_db="", source_dir="", release={})
-    runner.Runner(workers=1, wall=60).run([job], lambda j, r: done.append(r))
+    runner.Runner(workers=1, wall=60).run([_job(tmp_path)], lambda j, r: done.append(r))
     assert [r.status for r in done] == [Status.OK]
     assert int(done[0].error) > max(10_000, frozen_before)
     assert gc.get_freeze_count() == frozen_before
+
+
+def test_a_dask_worker_s_forkserver_freezes_what_its_warm_up_made():
+    """The forkserver's preload (``classgrade.trusted.warm``) warms up, then freezes, so that the
+    grading children it forks collect none of it either."""
+    code = ("import gc\n"
+            "import classgrade.trusted.warm\n"
+            "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 class _Nothing(Preprocessor):
@@ -213,7 +225,7 @@ class _Nothing(Preprocessor):
 def test_nbconvert_validates_a_graded_notebook_once(tmp_path, monkeypatch):
     """The grading process's nbgrader config has nbconvert check the notebook after the last
     preprocessor only (``optimistic_validation``), not after each."""
-    job = Job(student="s", assignment="a", work=str(tmp_path), template_db="", source_dir="", release={})
+    job = _job(tmp_path)
     config = worker._nbgrader(job, worker.Paths(job)).config
     assert config.Exporter.optimistic_validation is True
     exporter = NotebookExporter(config=config, preprocessors=[_Nothing(), _Nothing(), _Nothing()])
